@@ -1,0 +1,21 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Each sets up first.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+DEMO_OUT ?= demo_out
+
+.PHONY: setup test demo bench clean
+
+setup:
+	@bash scripts/setup.sh "$(PYTHON)"
+
+test: setup
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile tests
+
+demo: setup
+	$(PYTHON) -m lyra_sim.cli demo -o $(DEMO_OUT)
+
+bench: setup
+	$(PYTHON) benchmarks/io.py && $(PYTHON) benchmarks/render.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,44 @@
+"""lyra-sim: Gaussian-splat scenes as robot simulation environments.
+
+Public API (stable): ``GaussianScene``, ``load_scene``, ``save_scene``, ``Camera``, ``render``.
+Heavy submodules are imported lazily so ``import lyra_sim`` stays fast.
+"""
+
+from __future__ import annotations
+
+from lyra_sim.errors import BundleError, LyraSimError, MissingDependencyError, MissingWeightsError, SceneFormatError
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_scene": ("lyra_sim.scene.io", "load_scene"),
+    "save_scene": ("lyra_sim.scene.io", "save_scene"),
+    "Camera": ("lyra_sim.render.camera", "Camera"),
+    "render": ("lyra_sim.render.api", "render"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attribute)
+    raise AttributeError(f"module 'lyra_sim' has no attribute {name!r}")
+
+
+__all__ = [
+    "GaussianScene",
+    "SceneMetadata",
+    "load_scene",
+    "save_scene",
+    "Camera",
+    "render",
+    "LyraSimError",
+    "SceneFormatError",
+    "BundleError",
+    "MissingDependencyError",
+    "MissingWeightsError",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""One module per ``lyra-sim`` subcommand (see ``lyra_sim/cli.py`` for the contract)."""

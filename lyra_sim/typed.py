@@ -1,0 +1,27 @@
+"""Every user-facing choice as a ``Literal`` type, validated in one place.
+
+Modules import the Literal they need and call :func:`check_choice` at their public boundary,
+so an invalid value always raises the same kind of error listing the valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+RenderBackend = Literal["auto", "cpu", "gsplat", "reference"]
+RenderMode = Literal["rgb", "alpha", "depth", "median_depth", "instance"]
+SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt"]
+CoordinateFrame = Literal["opengl", "opencv", "opencv-first-camera", "z-up", "spz-rub", "unknown"]
+ConvexMethod = Literal["coacd", "vhacd"]
+DensityControl = Literal["adc", "mcmc"]
+
+
+def check_choice(value: str, choices, name: str) -> str:
+    """Return ``value`` if it is one of ``choices`` (a Literal type or an iterable of strings).
+
+    Raises ValueError naming the argument and listing the valid values.
+    """
+    valid = get_args(choices) or tuple(choices)
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+    return value
