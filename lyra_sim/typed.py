@@ -14,6 +14,11 @@ SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gspl
 CoordinateFrame = Literal["opengl", "opencv", "opencv-first-camera", "z-up", "spz-rub", "unknown"]
 ConvexMethod = Literal["coacd", "vhacd"]
 DensityControl = Literal["adc", "mcmc"]
+KitKind = Literal["tabletop", "room"]
+PhotoLighting = Literal["flat", "shaded"]
+CameraTrajectory = Literal["orbit", "hemisphere", "walkthrough"]
+DatasetFormat = Literal["auto", "nerfstudio", "colmap", "lyra"]
+ReconstructionInit = Literal["auto", "points", "depth", "random"]
 
 
 def check_choice(value: str, choices, name: str) -> str:
