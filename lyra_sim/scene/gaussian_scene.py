@@ -219,6 +219,12 @@ class GaussianScene:
         sh = self.sh[:, :k] if k <= self.sh.shape[1] else torch.nn.functional.pad(self.sh, (0, 0, 0, k - self.sh.shape[1]))
         return self._replace(sh=sh.contiguous())
 
+    def transform(self, rotation, translation, scale: float = 1.0, *, frame: str | None = None) -> "GaussianScene":
+        """x -> scale * rotation @ x + translation; see :func:`lyra_sim.scene.transforms.transform_scene`."""
+        from lyra_sim.scene.transforms import transform_scene  # transforms imports this module
+
+        return transform_scene(self, rotation, translation, scale, frame=frame)
+
     # ----------------------------------------------------------------- activated views
     def scales(self) -> torch.Tensor:  # [N, 3]
         """Standard deviations along the local axes (exp of log-scales)."""
