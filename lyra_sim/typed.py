@@ -19,6 +19,10 @@ PhotoLighting = Literal["flat", "shaded"]
 CameraTrajectory = Literal["orbit", "hemisphere", "walkthrough"]
 DatasetFormat = Literal["auto", "nerfstudio", "colmap", "lyra"]
 ReconstructionInit = Literal["auto", "points", "depth", "random"]
+TrajectoryKind = Literal["orbit_left", "orbit_right", "forward", "backward", "up", "down"]
+VaeKind = Literal["cosmos", "wan"]
+DecoderPreset = Literal["tiny", "base"]
+DistillTarget = Literal["rendered", "decoded"]
 
 
 def check_choice(value: str, choices, name: str) -> str:
