@@ -88,14 +88,15 @@ class Camera:
     def __init__(self, K, viewmat, width: int, height: int, near: float = 0.01, far: float = 1000.0) -> None:
         K = _as_float_tensor(K, "K")
         viewmat = _as_float_tensor(viewmat, "viewmat").to(K.device)
+        given_k, given_viewmat = list(K.shape), list(viewmat.shape)
         if K.dim() == 2:
             K = K.unsqueeze(0)
         if viewmat.dim() == 2:
             viewmat = viewmat.unsqueeze(0)
         if K.dim() != 3 or K.shape[1:] != (3, 3):
-            raise ValueError(f"K must have shape [C, 3, 3] or [3, 3], got {list(K.shape)}")
+            raise ValueError(f"K must have shape [C, 3, 3] or [3, 3], got {given_k}")
         if viewmat.dim() != 3 or viewmat.shape[1:] != (4, 4):
-            raise ValueError(f"viewmat must have shape [C, 4, 4] or [4, 4], got {list(viewmat.shape)}")
+            raise ValueError(f"viewmat must have shape [C, 4, 4] or [4, 4], got {given_viewmat}")
         if K.shape[0] == 1 and viewmat.shape[0] > 1:
             K = K.expand(viewmat.shape[0], 3, 3)
         if viewmat.shape[0] == 1 and K.shape[0] > 1:
