@@ -13,6 +13,9 @@ RenderMode = Literal["rgb", "alpha", "depth", "median_depth", "instance"]
 SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt"]
 CoordinateFrame = Literal["opengl", "opencv", "opencv-first-camera", "z-up", "spz-rub", "unknown"]
 ConvexMethod = Literal["coacd", "vhacd"]
+EnvRenderer = Literal["splat", "tinyrenderer"]  # what draws an env's observation
+RobotAppearance = Literal["splats", "mesh"]  # robot as link Gaussians, or a TinyRenderer composite
+ObservationMode = Literal["rgb", "depth", "instance"]  # image keys of an env's observation
 DensityControl = Literal["adc", "mcmc"]
 KitKind = Literal["tabletop", "room"]
 PhotoLighting = Literal["flat", "shaded"]
@@ -23,6 +26,8 @@ TrajectoryKind = Literal["orbit_left", "orbit_right", "forward", "backward", "up
 VaeKind = Literal["cosmos", "wan"]
 DecoderPreset = Literal["tiny", "base"]
 DistillTarget = Literal["rendered", "decoded"]
+UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
+FusionDepth = Literal["median_depth", "depth"]
 
 
 def check_choice(value: str, choices, name: str) -> str:
