@@ -1,0 +1,128 @@
+"""Helpers shared by the format readers and writers: errors, file access, activations, packing.
+
+Readers work on numpy arrays and build the ``GaussianScene`` once at the end (zero-copy), so no
+reader loops over Gaussians in Python. This module may import numpy, torch and
+``lyra_sim.scene``/``lyra_sim.errors`` only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lyra_sim.errors import SceneFormatError
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
+from lyra_sim.scene.sh import SH_C0
+
+# Opacities are clamped to [ALPHA_EPS, 1 - ALPHA_EPS] before the logit so that fully opaque or
+# transparent bytes give finite logits (about +-13.8), which still re-encode to the same byte.
+ALPHA_EPS = 1e-6
+
+
+def format_error(path, message: str) -> SceneFormatError:
+    """The one error type for malformed input, always naming the file."""
+    return SceneFormatError(f"{path}: {message}")
+
+
+def read_file_bytes(path) -> bytes:
+    """The whole file; a missing or unreadable file is a ``SceneFormatError`` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise format_error(path, "no such file") from None
+    except IsADirectoryError:
+        raise format_error(path, "is a directory, not a splat file") from None
+    except OSError as error:
+        raise format_error(path, f"cannot read ({error.strerror or error})") from None
+
+
+def read_file_head(path, size: int) -> bytes:
+    """The first ``size`` bytes of the file (fewer if it is shorter)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except FileNotFoundError:
+        raise format_error(path, "no such file") from None
+    except IsADirectoryError:
+        raise format_error(path, "is a directory, not a splat file") from None
+    except OSError as error:
+        raise format_error(path, f"cannot read ({error.strerror or error})") from None
+
+
+def file_size(path) -> int:
+    return os.stat(path).st_size
+
+
+def alpha_to_logit(alpha: np.ndarray) -> np.ndarray:
+    """Opacity in [0, 1] -> logit, clamped so bytes 0 and 255 stay finite."""
+    alpha = np.clip(alpha.astype(np.float64), ALPHA_EPS, 1.0 - ALPHA_EPS)
+    return np.log(alpha / (1.0 - alpha)).astype(np.float32)
+
+
+def logit_to_alpha(logit: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float64)
+
+
+def dc_to_color(dc: np.ndarray) -> np.ndarray:
+    """SH DC coefficient -> base colour 0.5 + C0 * dc (FORMATS.md 1.1)."""
+    return 0.5 + SH_C0 * dc.astype(np.float64)
+
+
+def color_to_dc(color: np.ndarray) -> np.ndarray:
+    return ((color.astype(np.float64) - 0.5) / SH_C0).astype(np.float32)
+
+
+def to_uint8_rounded(values: np.ndarray) -> np.ndarray:
+    """Round half away from zero (C++ std::round) and clamp to [0, 255]."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.clip(np.trunc(values + np.copysign(0.5, values)), 0, 255).astype(np.uint8)
+
+
+def normalized_quaternions(quats: np.ndarray) -> np.ndarray:  # [N, 4] -> [N, 4]
+    """Unit quaternions; zero quaternions become the identity (w, x, y, z) = (1, 0, 0, 0)."""
+    quats = quats.astype(np.float64)
+    norms = np.linalg.norm(quats, axis=-1, keepdims=True)
+    identity = np.zeros_like(quats)
+    identity[:, 0] = 1.0
+    return np.where(norms > 1e-12, quats / np.maximum(norms, 1e-12), identity)
+
+
+def channel_major_rest_to_sh(rest: np.ndarray) -> np.ndarray:  # [N, 3*K] -> [N, K, 3]
+    """PLY f_rest_{c*K + k-1} (channel-major, FORMATS.md 2.3) -> coefficient-major [N, K, 3]."""
+    n, count = rest.shape
+    return rest.reshape(n, 3, count // 3).transpose(0, 2, 1)
+
+
+def sh_to_channel_major_rest(sh_rest: np.ndarray) -> np.ndarray:  # [N, K, 3] -> [N, 3*K]
+    n, k, _ = sh_rest.shape
+    return sh_rest.transpose(0, 2, 1).reshape(n, 3 * k)
+
+
+def scene_from_arrays(
+    means: np.ndarray,  # [N, 3]
+    quats: np.ndarray,  # [N, 4] (w, x, y, z)
+    log_scales: np.ndarray,  # [N, 3]
+    opacity_logits: np.ndarray,  # [N]
+    sh: np.ndarray,  # [N, K, 3]
+    metadata: SceneMetadata,
+) -> GaussianScene:
+    """Wrap float arrays into a scene without copying when they are already contiguous float32."""
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    return GaussianScene(
+        as_tensor(means), as_tensor(quats), as_tensor(log_scales), as_tensor(opacity_logits), as_tensor(sh), metadata
+    )
+
+
+def scene_to_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
+    """float32 numpy copies (CPU, detached) of the raw parameters, keyed by attribute name."""
+    grab = lambda t: t.detach().to("cpu", torch.float32).numpy()  # noqa: E731
+    return {
+        "means": grab(scene.means),
+        "quats": grab(scene.quats),
+        "log_scales": grab(scene.log_scales),
+        "opacity_logits": grab(scene.opacity_logits),
+        "sh": grab(scene.sh),
+    }

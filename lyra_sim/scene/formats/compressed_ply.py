@@ -1,0 +1,117 @@
+"""PlayCanvas / SuperSplat ``compressed.ply`` reader (FORMATS.md 3).
+
+Splats come in chunks of 256 (the last may be shorter) with per-chunk float ranges; each splat
+is four packed uint32 words (position 11-10-11, rotation 2-10-10-10 largest-dropped in w,x,y,z
+order, log-scale 11-10-11, colour RGBA 8-8-8-8) plus optional uint8 SH in [-4, 4].
+Both chunk variants are read: 18 floats (colour range) and the older 12 (absolute colour).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lyra_sim.scene.formats._common import alpha_to_logit, channel_major_rest_to_sh, color_to_dc, format_error, scene_from_arrays
+from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, read_ply_elements
+from lyra_sim.scene.formats.ply import REST_COUNT_TO_DEGREE
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
+
+CHUNK_SIZE = 256
+CHUNK_PROPERTIES = [
+    "min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
+    "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x", "max_scale_y", "max_scale_z",
+    "min_r", "min_g", "min_b", "max_r", "max_g", "max_b",
+]  # fmt: skip
+PACKED_PROPERTIES = ["packed_position", "packed_rotation", "packed_scale", "packed_color"]
+
+
+def is_compressed_header(header: PlyHeader) -> bool:
+    vertex = header.element("vertex")
+    return vertex is not None and vertex.property("packed_position") is not None
+
+
+def _check_layout(header: PlyHeader, path) -> tuple[int, int]:
+    """Validate the element layout; returns (chunk property count, SH rest count)."""
+    if header.encoding != "binary_little_endian":
+        raise format_error(path, f"compressed PLY must be binary_little_endian, not {header.encoding}")
+    chunk, vertex, sh = header.element("chunk"), header.element("vertex"), header.element("sh")
+    if chunk is None or vertex is None:
+        raise format_error(path, "compressed PLY needs 'chunk' and 'vertex' elements")
+    names = chunk.property_names
+    if names not in (CHUNK_PROPERTIES[:12], CHUNK_PROPERTIES) or any(p.dtype != "f4" for p in chunk.properties):
+        raise format_error(path, f"compressed PLY chunk element must have the 12 or 18 float ranges of FORMATS.md 3.1, got {names}")
+    if vertex.property_names != PACKED_PROPERTIES or any(p.dtype != "u4" for p in vertex.properties):
+        raise format_error(path, f"compressed PLY vertex element must be uint {PACKED_PROPERTIES}, got {vertex.property_names}")
+    expected_chunks = math.ceil(vertex.count / CHUNK_SIZE)
+    if chunk.count != expected_chunks:
+        raise format_error(path, f"compressed PLY has {chunk.count} chunks; {vertex.count} splats need {expected_chunks}")
+    rest = 0
+    if sh is not None:
+        rest = len(sh.properties)
+        if rest not in (0, 9, 24, 45) or sh.property_names != [f"f_rest_{i}" for i in range(rest)]:
+            raise format_error(path, f"unknown SH layout: compressed PLY 'sh' element has properties {sh.property_names}")
+        if any(p.dtype != "u1" for p in sh.properties):
+            raise format_error(path, "compressed PLY SH properties must be uchar")
+        if sh.count != vertex.count:
+            raise format_error(path, f"compressed PLY 'sh' has {sh.count} records for {vertex.count} splats")
+    return len(names), rest
+
+
+def _unpack_unorm(words: np.ndarray, shift: int, bits: int) -> np.ndarray:
+    return ((words >> shift) & ((1 << bits) - 1)) / float((1 << bits) - 1)
+
+
+def _unpack_111011(words: np.ndarray) -> np.ndarray:  # [N] -> [N, 3] in [0, 1]
+    return np.stack([_unpack_unorm(words, 21, 11), _unpack_unorm(words, 11, 10), _unpack_unorm(words, 0, 11)], axis=-1)
+
+
+def _lerp(low: np.ndarray, high: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return low * (1.0 - t) + high * t
+
+
+# For each index of the largest component, the other three (rot_0..rot_3 order) increasing.
+_OTHER_COMPONENTS = np.array([[j for j in range(4) if j != i] for i in range(4)])
+
+
+def decode_rotations(words: np.ndarray) -> np.ndarray:  # [N] uint32 -> [N, 4] (w, x, y, z)
+    largest = (words >> 30).astype(np.int64)
+    values = (np.stack([_unpack_unorm(words, 20, 10), _unpack_unorm(words, 10, 10), _unpack_unorm(words, 0, 10)], -1) - 0.5) * math.sqrt(2.0)
+    quats = np.empty((len(words), 4))
+    rows = np.arange(len(words))
+    quats[rows[:, None], _OTHER_COMPONENTS[largest]] = values
+    quats[rows, largest] = np.sqrt(np.maximum(0.0, 1.0 - (values * values).sum(-1)))
+    return quats
+
+
+def read_compressed_ply(path, data: bytes) -> GaussianScene:
+    """Decode a compressed PLY held in ``data``."""
+    header = parse_ply_header(data, path)
+    chunk_width, rest_count = _check_layout(header, path)
+    tables = read_ply_elements(data, header, path, {"chunk", "vertex", "sh"} if rest_count else {"chunk", "vertex"})
+    chunk_table, vertex_table = tables["chunk"], tables["vertex"]
+    n = len(vertex_table)
+    chunks = np.stack([chunk_table[name] for name in CHUNK_PROPERTIES[:chunk_width]], axis=-1).astype(np.float64)
+    per_splat = chunks[np.arange(n) // CHUNK_SIZE]  # splat i belongs to chunk floor(i / 256)
+
+    words = {name: vertex_table[name].astype(np.uint32) for name in PACKED_PROPERTIES}
+    means = _lerp(per_splat[:, 0:3], per_splat[:, 3:6], _unpack_111011(words["packed_position"]))
+    log_scales = _lerp(per_splat[:, 6:9], per_splat[:, 9:12], _unpack_111011(words["packed_scale"]))
+    color_words = words["packed_color"]
+    rgb = np.stack([_unpack_unorm(color_words, shift, 8) for shift in (24, 16, 8)], axis=-1)
+    if chunk_width == 18:
+        rgb = _lerp(per_splat[:, 12:15], per_splat[:, 15:18], rgb)
+    opacity = alpha_to_logit(_unpack_unorm(color_words, 0, 8))
+
+    degree = REST_COUNT_TO_DEGREE[rest_count]
+    sh = np.zeros((n, (degree + 1) ** 2, 3), dtype=np.float32)
+    sh[:, 0] = color_to_dc(rgb)
+    if rest_count:
+        sh_table = tables["sh"]
+        rest = np.stack([sh_table[f"f_rest_{i}"] for i in range(rest_count)], axis=-1).astype(np.float32)
+        rest = rest * (8.0 / 255.0) - 4.0  # PlayCanvas engine decoder
+        sh[:, 1:] = channel_major_rest_to_sh(rest)
+    metadata = SceneMetadata(source=str(path), format="compressed_ply", frame="unknown")
+    if chunk_width == 12:
+        metadata.notes.append("old compressed PLY variant (12 chunk floats): colours are absolute")
+    return scene_from_arrays(means, decode_rotations(words["packed_rotation"]), log_scales, opacity, sh, metadata)

@@ -1,0 +1,215 @@
+"""INRIA 3DGS PLY and the Lyra PLY variant: reader and writer (FORMATS.md 2).
+
+Properties are looked up by name (any order, any PLY scalar type, binary LE/BE or ASCII);
+f_rest count gives the SH degree (0, 9, 24, 45; 72 = degree 4 is truncated to 3 with a note).
+Lyra's layout (x,y,z, f_dc, opacity, scale, rot: no normals, no f_rest) is reported as
+``lyra_ply`` with the frame "opencv-first-camera". Our writer stores the scene's frame in a
+``comment lyra_sim frame=... metric=...`` header line so a round trip keeps it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+
+from lyra_sim.scene.formats._common import (
+    channel_major_rest_to_sh,
+    color_to_dc,
+    format_error,
+    scene_from_arrays,
+    scene_to_arrays,
+    sh_to_channel_major_rest,
+)
+from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
+from lyra_sim.scene.sh import num_sh_bases
+from lyra_sim.typed import CoordinateFrame, PlyEncoding, check_choice
+
+POSITION = ["x", "y", "z"]
+NORMALS = ["nx", "ny", "nz"]
+DC = ["f_dc_0", "f_dc_1", "f_dc_2"]
+SCALES = ["scale_0", "scale_1", "scale_2"]
+ROTATIONS = ["rot_0", "rot_1", "rot_2", "rot_3"]
+REQUIRED = POSITION + DC + ["opacity"] + SCALES + ROTATIONS
+# Lyra-1 GaussianRenderer.save_ply: exactly these names, in this order (no normals, no f_rest).
+LYRA_PROPERTIES = POSITION + DC + ["opacity"] + SCALES + ROTATIONS
+REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
+METADATA_COMMENT = "lyra_sim"
+_REST_NAME = re.compile(r"f_rest_(\d+)$")
+
+
+def inria_property_names(sh_degree: int, normals: bool = True) -> list[str]:
+    """INRIA property order (FORMATS.md 2.2) for an SH degree."""
+    rest = [f"f_rest_{i}" for i in range(3 * (num_sh_bases(sh_degree) - 1))]
+    return POSITION + (NORMALS if normals else []) + DC + rest + ["opacity"] + SCALES + ROTATIONS
+
+
+def is_lyra_layout(header: PlyHeader) -> bool:
+    """True for Lyra's 14-property vertex layout, unless our own writer marked the file."""
+    vertex = header.element("vertex")
+    ours = any(c.split()[:1] == [METADATA_COMMENT] for c in header.comments)
+    return vertex is not None and vertex.property_names == LYRA_PROPERTIES and not ours
+
+
+def read_ply(path, data: bytes) -> GaussianScene:
+    """Decode an INRIA-style (or Lyra) splat PLY held in ``data``."""
+    header = parse_ply_header(data, path)
+    vertex = header.element("vertex")
+    if vertex is None:
+        raise format_error(path, f"PLY has no 'vertex' element (elements: {[e.name for e in header.elements]})")
+    if vertex.property("packed_position") is not None:
+        raise format_error(path, "this is a compressed PLY (packed_position); read it as format 'compressed_ply'")
+    names = set(vertex.property_names)
+    metadata = SceneMetadata(source=str(path), format="ply", frame="unknown")
+    if is_lyra_layout(header):
+        metadata.format, metadata.frame = "lyra_ply", "opencv-first-camera"
+        metadata.notes.append("Lyra PLY: OpenCV first-camera frame (up is roughly -Y), not metric")
+    _apply_metadata_comments(header.comments, metadata, path)
+
+    point_cloud = not names & set(DC + ["opacity"] + SCALES + ROTATIONS) and {"red", "green", "blue"} <= names
+    if not point_cloud:
+        missing = [name for name in REQUIRED if name not in names]
+        if missing:
+            raise format_error(path, f"PLY vertex element lacks required properties {missing}")
+    rest_names = _rest_property_names(names, path)
+    degree = REST_COUNT_TO_DEGREE[len(rest_names)]
+
+    table = read_ply_elements(data, header, path, {"vertex"})["vertex"]
+    n = vertex.count
+    column = lambda name: table[name].astype(np.float32, copy=False)  # noqa: E731
+    columns = lambda group: _stack_columns(table, group)  # noqa: E731
+    means = columns(POSITION)
+    if point_cloud:
+        quats, log_scales, opacity, sh = _point_cloud_defaults(table, n)
+        metadata.notes.append("colour-only point cloud: opacity 1, scale 0.01, identity rotation (antimatter15 defaults)")
+    else:
+        quats, log_scales, opacity = columns(ROTATIONS), columns(SCALES), column("opacity").copy()
+        sh = np.empty((n, num_sh_bases(min(degree, 3)), 3), dtype=np.float32)
+        sh[:, 0, :] = columns(DC)
+        if degree > 0:
+            rest = channel_major_rest_to_sh(columns(rest_names))
+            sh[:, 1:, :] = rest[:, : sh.shape[1] - 1]
+        if degree == 4:
+            metadata.notes.append("degree-4 SH truncated to degree 3 (GaussianScene stores up to degree 3)")
+        _note_activated_values(log_scales, opacity, metadata, path)
+
+    ignored = sorted(names - set(REQUIRED) - set(NORMALS) - set(rest_names) - ({"red", "green", "blue"} if point_cloud else set()))
+    if ignored:
+        metadata.notes.append(f"ignored vertex properties: {', '.join(ignored)}")
+    others = [e.name for e in header.elements if e.name != "vertex"]
+    if others:
+        metadata.notes.append(f"ignored PLY elements: {', '.join(others)}")
+    metadata.extras["ply_encoding"] = header.encoding
+    return scene_from_arrays(means, quats, log_scales, opacity, sh, metadata)
+
+
+def _stack_columns(table: np.ndarray, names: list[str]) -> np.ndarray:  # [N, len(names)] float32
+    out = np.empty((len(table), len(names)), dtype=np.float32)
+    for index, name in enumerate(names):
+        out[:, index] = table[name]
+    return out
+
+
+def _rest_property_names(names: set[str], path) -> list[str]:
+    indices = sorted(int(m.group(1)) for m in map(_REST_NAME.match, names) if m)  # numeric, not lexicographic
+    if indices != list(range(len(indices))):
+        raise format_error(path, f"unknown SH layout: f_rest indices are not 0..{len(indices) - 1} without gaps")
+    if len(indices) not in REST_COUNT_TO_DEGREE:
+        raise format_error(path, f"unknown SH layout: {len(indices)} f_rest properties (expected 0, 9, 24, 45 or 72)")
+    return [f"f_rest_{i}" for i in indices]
+
+
+def _point_cloud_defaults(table: np.ndarray, n: int):
+    rgb = _stack_columns(table, ["red", "green", "blue"])
+    if table.dtype["red"].kind in "ui":
+        rgb = rgb / 255.0
+    quats = np.zeros((n, 4), dtype=np.float32)
+    quats[:, 0] = 1.0
+    log_scales = np.full((n, 3), np.log(0.01), dtype=np.float32)
+    opacity = np.full(n, np.log((1 - 1e-6) / 1e-6), dtype=np.float32)
+    sh = color_to_dc(rgb)[:, None, :]
+    return quats, log_scales, opacity, sh
+
+
+def _note_activated_values(log_scales: np.ndarray, opacity: np.ndarray, metadata: SceneMetadata, path) -> None:
+    """Lyra's compatible=False writes activated values under raw names (FORMATS.md 2.8)."""
+    if len(opacity) < 16:
+        return
+    finite = np.isfinite(opacity)
+    if finite.all() and opacity.min() >= 0 and opacity.max() <= 1 and np.isfinite(log_scales).all() and log_scales.min() > 0:
+        message = (
+            f"{path}: every 'opacity' is in [0, 1] and every 'scale_*' is positive: the file probably holds "
+            "activated values under raw names (e.g. Lyra save_ply(compatible=False)); they are read as raw"
+        )
+        metadata.notes.append(message)
+        warnings.warn(message, stacklevel=3)
+
+
+def _apply_metadata_comments(comments: list[str], metadata: SceneMetadata, path) -> None:
+    for comment in comments:
+        words = comment.split()
+        if words[:1] != [METADATA_COMMENT]:
+            continue
+        fields = dict(word.split("=", 1) for word in words[1:] if "=" in word)
+        frame = fields.get("frame")
+        if frame is not None:
+            try:
+                metadata.frame = check_choice(frame, CoordinateFrame, "frame")
+            except ValueError:
+                metadata.notes.append(f"unknown frame {frame!r} in the lyra_sim header comment; using 'unknown'")
+        if "metric" in fields:
+            metadata.metric = fields["metric"] in ("1", "true", "True")
+
+
+def write_ply(
+    scene: GaussianScene,
+    path,
+    *,
+    layout: str = "inria",
+    encoding: str = "binary_little_endian",
+    normals: bool = True,
+) -> None:
+    """Write ``scene`` as a PLY at ``path`` (a plain file path; the caller makes it atomic).
+
+    ``layout="inria"``: the INRIA property order with ``nx, ny, nz`` zeros when ``normals``.
+    ``layout="lyra"``: Lyra's 14 properties (the scene must be degree 0).
+    ``encoding``: binary_little_endian (what every tool reads), binary_big_endian or ascii.
+    """
+    check_choice(layout, ("inria", "lyra"), "layout")
+    check_choice(encoding, PlyEncoding, "encoding")
+    arrays = scene_to_arrays(scene)
+    n, degree = len(scene), scene.sh_degree
+    if layout == "lyra":
+        if degree != 0:
+            raise ValueError(f"the Lyra PLY layout has no f_rest: reduce the scene to SH degree 0 first (it has {degree})")
+        names = LYRA_PROPERTIES
+    else:
+        names = inria_property_names(degree, normals)
+    columns = {
+        **dict(zip(POSITION, arrays["means"].T)),
+        **dict(zip(DC, arrays["sh"][:, 0, :].T)),
+        "opacity": arrays["opacity_logits"],
+        **dict(zip(SCALES, arrays["log_scales"].T)),
+        **dict(zip(ROTATIONS, arrays["quats"].T)),
+    }
+    if degree > 0:
+        rest = sh_to_channel_major_rest(arrays["sh"][:, 1:, :])
+        columns.update({f"f_rest_{i}": rest[:, i] for i in range(rest.shape[1])})
+    body = np.zeros((n, len(names)), dtype=np.float32)  # normals stay 0, as INRIA writes them
+    for index, name in enumerate(names):
+        if name in columns:
+            body[:, index] = columns[name]
+
+    comments = ["Generated by lyra-sim"]
+    if layout == "inria":
+        comments.append(f"{METADATA_COMMENT} frame={scene.metadata.frame} metric={int(scene.metadata.metric)}")
+    header = ply_header_text(encoding, [("vertex", n, [("float", name) for name in names])], comments)
+    with open(path, "wb") as handle:
+        handle.write(header)
+        if encoding == "ascii":
+            # 9 significant digits reproduce every float32 exactly.
+            np.savetxt(handle, body, fmt="%.9g")
+        else:
+            handle.write(body.astype(">f4" if encoding == "binary_big_endian" else "<f4", copy=False).tobytes())
