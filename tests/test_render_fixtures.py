@@ -1,0 +1,66 @@
+"""Small random scenes and cameras shared by the renderer tests, and checks of those builders.
+
+Other ``test_render_*`` modules import the builders from here (pytest puts ``tests/`` on the path).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lyra_sim.render.camera import Camera
+from lyra_sim.scene.gaussian_scene import GaussianScene
+from lyra_sim.scene.sh import num_sh_bases
+
+
+def random_scene(
+    n: int,
+    seed: int = 0,
+    sh_degree: int = 1,
+    extent: float = 1.0,
+    scale_range: tuple[float, float] = (0.02, 0.15),
+    opacity_range: tuple[float, float] = (0.1, 0.95),
+) -> GaussianScene:
+    """``n`` random anisotropic Gaussians in a cube of half-size ``extent`` around the origin."""
+    g = torch.Generator().manual_seed(seed)
+    means = (torch.rand(n, 3, generator=g) * 2 - 1) * extent
+    quats = torch.randn(n, 4, generator=g)
+    low, high = scale_range
+    log_scales = torch.log(low + (high - low) * torch.rand(n, 3, generator=g))
+    opacity = opacity_range[0] + (opacity_range[1] - opacity_range[0]) * torch.rand(n, generator=g)
+    sh = torch.randn(n, num_sh_bases(sh_degree), 3, generator=g) * 0.3
+    sh[:, 0] = (torch.rand(n, 3, generator=g) - 0.5) / 0.28209479177387814 * 0.9
+    return GaussianScene(means, quats, log_scales, torch.logit(opacity), sh)
+
+
+def scene_tensors(scene: GaussianScene, dtype=torch.float64, requires_grad: bool = False) -> list[torch.Tensor]:
+    """(means, quats, log_scales, opacity_logits, sh) as fresh leaf tensors of ``dtype``."""
+    tensors = [scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh]
+    return [t.detach().to(dtype).clone().requires_grad_(requires_grad) for t in tensors]
+
+
+def random_cameras(count: int, seed: int = 0, width: int = 32, height: int = 24, distance: float = 3.5, fov_deg: float = 55.0) -> Camera:
+    """``count`` cameras on a sphere of radius ``distance`` looking roughly at the origin."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    azimuth = torch.rand(count, generator=g) * 2 * math.pi
+    elevation = (torch.rand(count, generator=g) - 0.5) * 1.2
+    eyes = distance * torch.stack(
+        [torch.cos(elevation) * torch.cos(azimuth), torch.cos(elevation) * torch.sin(azimuth), torch.sin(elevation)], -1
+    )
+    targets = (torch.rand(count, 3, generator=g) - 0.5) * 0.3
+    return Camera.look_at(eyes, targets, (0.0, 0.0, 1.0), fov_deg, width, height, near=0.05, far=100.0)
+
+
+def random_labels(n: int, count: int = 4, seed: int = 0) -> torch.Tensor:
+    """Random integer labels in [0, count) (one per Gaussian)."""
+    return torch.randint(0, count, (n,), generator=torch.Generator().manual_seed(2000 + seed), dtype=torch.int32)
+
+
+def test_random_scene_builders_are_deterministic_and_in_view():
+    a, b = random_scene(50, seed=3), random_scene(50, seed=3)
+    assert torch.equal(a.means, b.means) and torch.equal(a.sh, b.sh)
+    cams = random_cameras(3, seed=1)
+    homogeneous = torch.cat([a.means, torch.ones(50, 1)], -1)
+    z = (cams.viewmat @ homogeneous.T)[:, 2]
+    assert bool((z > 1.0).all())  # every Gaussian in front of every camera
