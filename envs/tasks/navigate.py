@@ -1,0 +1,331 @@
+"""``LyraSim/Navigate-v0``: drive a differential-drive body to a goal on the floor of a SimBundle.
+
+Lifecycle hooks only (STYLE.md 8); the free-space grid that start and goal are sampled from and
+that gives the geodesic distance for the progress reward is built once per bundle and cached.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pybullet
+from gymnasium import spaces
+
+from lyra_sim.envs import constants as C
+from lyra_sim.envs.base import CameraMount, LyraSimEnv, yaw_of
+from lyra_sim.errors import BundleError
+
+
+@dataclass
+class FreeSpace:
+    """Cells of the floor where the robot fits, and the 8-connected graph between them.
+
+    Attributes:
+        origin: world (x, y) of cell (0, 0)'s centre.
+        resolution: cell size in metres.
+        free: bool [NX, NY], the largest connected free region only.
+        graph: scipy sparse matrix over the flattened cells (edge weights in metres).
+    """
+
+    origin: np.ndarray  # [2]
+    resolution: float
+    free: np.ndarray  # [NX, NY] bool
+    graph: Any
+
+    def cell_centre(self, flat_index: int) -> np.ndarray:  # [2]
+        i, j = np.unravel_index(flat_index, self.free.shape)
+        return self.origin + self.resolution * np.array([i, j], dtype=np.float64)
+
+    def geodesic_to(self, goal_flat_index: int) -> np.ndarray:  # [NX * NY], inf where unreachable
+        from scipy.sparse.csgraph import dijkstra
+
+        return dijkstra(self.graph, directed=False, indices=goal_flat_index)
+
+    def distance_at(self, distances: np.ndarray, xy: np.ndarray) -> float:
+        """Geodesic distance at a point: the best of the 3x3 cells around it plus the straight hop."""
+        cell = np.round((xy - self.origin) / self.resolution).astype(int)
+        best = math.inf
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                i, j = cell[0] + di, cell[1] + dj
+                if 0 <= i < self.free.shape[0] and 0 <= j < self.free.shape[1] and self.free[i, j]:
+                    flat = i * self.free.shape[1] + j
+                    best = min(best, distances[flat] + float(np.linalg.norm(xy - self.cell_centre(flat))))
+        return best
+
+
+_FREE_SPACE_CACHE: dict[tuple, FreeSpace] = {}
+
+
+def free_space_grid(bundle, bundle_path: Path, floor_height: float, radius: float, height: float, resolution: float) -> FreeSpace:
+    """Probe the bundle's collision geometry (scenery and objects at their initial poses) on a grid.
+
+    A collision-only cylinder of the robot's size (lifted 2 cm off the floor, so the floor itself
+    does not count) is placed at every cell of the manifest's spawn region in a private PyBullet
+    client; cells where it touches nothing are free. Only the largest 8-connected free region is
+    kept, so every start can reach every goal.
+    """
+    key = (str(bundle_path), round(radius, 4), round(height, 4), round(resolution, 4))
+    if key in _FREE_SPACE_CACHE:
+        return _FREE_SPACE_CACHE[key]
+    from scipy import ndimage, sparse
+
+    from lyra_sim.sim.world import load_into_pybullet
+
+    region = bundle.manifest.get("spawn_region") or {}
+    if "min" not in region or "max" not in region:
+        raise BundleError(f"{bundle_path}/manifest.json: Navigate needs a 'spawn_region' with 'min' and 'max'")
+    low, high = np.asarray(region["min"], float), np.asarray(region["max"], float)
+    counts = np.maximum(1, np.floor((high - low) / resolution).astype(int) + 1)
+    client = pybullet.connect(pybullet.DIRECT)
+    try:
+        bodies = list(load_into_pybullet(bundle, client).values())
+        probe_shape = pybullet.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height, physicsClientId=client)
+        probe = pybullet.createMultiBody(0, probe_shape, physicsClientId=client)
+        free = np.zeros(counts, dtype=bool)
+        for i in range(counts[0]):
+            for j in range(counts[1]):
+                x, y = low + resolution * np.array([i, j])
+                pybullet.resetBasePositionAndOrientation(probe, [x, y, floor_height + 0.02 + height / 2], [0, 0, 0, 1], physicsClientId=client)
+                free[i, j] = not any(
+                    pybullet.getClosestPoints(probe, body, 0.0, physicsClientId=client) for body in bodies
+                )
+    finally:
+        pybullet.disconnect(client)
+    components, count = ndimage.label(free, structure=np.ones((3, 3)))
+    if count == 0:
+        raise BundleError(f"{bundle_path}: no free floor cell in the spawn region fits a robot of radius {radius:.2f} m")
+    sizes = ndimage.sum(free, components, index=np.arange(1, count + 1))
+    free = components == (1 + int(np.argmax(sizes)))
+    # 8-connected graph: edges to the right, up and both diagonals, weighted by length.
+    flat = np.arange(free.size).reshape(free.shape)
+    cells_i, cells_j = np.nonzero(free)
+    rows, cols, weights = [], [], []
+    for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        next_i, next_j = cells_i + di, cells_j + dj
+        inside = (next_i >= 0) & (next_i < free.shape[0]) & (next_j >= 0) & (next_j < free.shape[1])
+        inside[inside] &= free[next_i[inside], next_j[inside]]
+        rows.append(flat[cells_i[inside], cells_j[inside]])
+        cols.append(flat[next_i[inside], next_j[inside]])
+        weights.append(np.full(int(inside.sum()), resolution * math.hypot(di, dj)))
+    graph = sparse.coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(free.size, free.size)
+    ).tocsr()
+    result = FreeSpace(origin=low, resolution=resolution, free=free, graph=graph)
+    _FREE_SPACE_CACHE[key] = result
+    return result
+
+
+class NavigateEnv(LyraSimEnv):
+    """Drive a small differential-drive robot to a goal disc on the floor of a SimBundle scene.
+
+    The robot (a 10 cm radius cylinder with a dark nose marking its front) moves under PyBullet
+    physics among the bundle's scenery and movable objects; its camera looks forward from the
+    front edge of its top. Start and goal are sampled in the largest free region of the floor
+    (probed against the bundle's collision meshes), the goal at a geodesic distance of 0.6-2.5 m.
+    The goal is drawn as a green disc (Gaussians) on the floor, so it can be seen.
+
+    ## Action space
+
+    `Box(-1, 1, (2,), float32)`:
+
+    | Index | Action | Scale |
+    |---|---|---|
+    | 0 | forward speed | x 0.6 m/s (negative drives backwards) |
+    | 1 | turn rate (counter-clockwise) | x 2.0 rad/s |
+
+    The pair is the differential-drive (unicycle) command; the base velocity is set every physics step.
+
+    ## Observation space
+
+    `Dict`:
+
+    | Key | Space | Meaning |
+    |---|---|---|
+    | `rgb` | `Box(0, 255, (H, W, 3), uint8)` | onboard camera, splat render |
+    | `depth` | `Box(0, far, (H, W, 1), float32)` | camera-space depth in metres (0: nothing) |
+    | `instance` | `Box(-1, L, (H, W, 1), int32)` | only with "instance" in `observation_modes`; labels in `env.unwrapped.instance_labels` |
+    | `state` | `Box(-inf, inf, (6,), float32)` | goal x, y in the robot frame (m), cos and sin of the bearing to the goal, forward speed (m/s), turn rate (rad/s) |
+
+    ## Rewards (each term is in `info` as `reward_<name>`)
+
+    | Term | Value |
+    |---|---|
+    | `progress` | 5 x decrease of the geodesic distance to the goal this step (m) |
+    | `collision` | -0.1 when the robot touches scenery walls or objects |
+    | `success` | +5 on reaching the goal |
+
+    ## Episode end
+
+    Terminates on success (base centre within 0.25 m of the goal); truncated after
+    `max_episode_steps` (200 at registration). `info["success"]` tells which.
+
+    ## Arguments
+
+    Those of `LyraSimEnv` (bundle, sizes, observation modes, camera, robot appearance, renderer,
+    physics rate) plus `goal_distance=(0.6, 2.5)` (geodesic range in metres). The default bundle is
+    the packaged "room".
+
+    ## Version history
+
+    * v0: first version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    default_bundle = C.NAVIGATE_DEFAULT_BUNDLE
+    _REWARD_PROGRESS = 5.0
+    _REWARD_COLLISION = -0.1
+    _REWARD_SUCCESS = 5.0
+
+    def __init__(self, bundle=None, *, goal_distance: tuple[float, float] = (C.NAVIGATE_MIN_GOAL_DISTANCE, C.NAVIGATE_MAX_GOAL_DISTANCE), **kwargs) -> None:
+        if not 0 < goal_distance[0] <= goal_distance[1]:
+            raise ValueError(f"goal_distance must be (min, max) with 0 < min <= max, got {goal_distance}")
+        self.goal_distance = (float(goal_distance[0]), float(goal_distance[1]))
+        super().__init__(bundle, **kwargs)
+
+    # ----------------------------------------------------------------- hooks
+    def _load_task(self) -> None:
+        client = self.client_id
+        radius, height = C.NAVIGATE_ROBOT_RADIUS, C.NAVIGATE_ROBOT_HEIGHT
+        collision = pybullet.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height, physicsClientId=client)
+        nose_half = [0.03, 0.05, 0.015]
+        visual = pybullet.createVisualShapeArray(
+            shapeTypes=[pybullet.GEOM_CYLINDER, pybullet.GEOM_BOX],
+            radii=[radius, 0.0],
+            lengths=[height, 0.0],
+            halfExtents=[[0, 0, 0], nose_half],
+            rgbaColors=[C.NAVIGATE_ROBOT_COLOUR, C.NAVIGATE_ROBOT_NOSE_COLOUR],
+            visualFramePositions=[[0, 0, 0], [radius - nose_half[0], 0, height / 2 + nose_half[2]]],
+            physicsClientId=client,
+        )
+        self.robot_id = pybullet.createMultiBody(C.NAVIGATE_ROBOT_MASS, collision, visual, basePosition=[0, 0, 5], physicsClientId=client)
+        # The body rides 2 mm above the floor, held by the drive constraint (see _before_physics_step).
+        self._ride_height = self.floor_height + height / 2 + 0.002
+        self._drive = pybullet.createConstraint(
+            self.robot_id, -1, -1, -1, pybullet.JOINT_FIXED, [0, 0, 0], [0, 0, 0], [0, 0, 5], physicsClientId=client
+        )
+        marker = pybullet.createVisualShape(
+            pybullet.GEOM_CYLINDER, radius=C.NAVIGATE_GOAL_MARKER_RADIUS, length=0.004,
+            rgbaColor=C.NAVIGATE_GOAL_MARKER_COLOUR, physicsClientId=client,
+        )
+        self.goal_marker_id = pybullet.createMultiBody(0, -1, marker, basePosition=[0, 0, -5], physicsClientId=client)
+        self.add_mesh_body("robot", self.robot_id)
+        self.add_mesh_body("goal", self.goal_marker_id)
+        self.free_space = free_space_grid(
+            self.bundle, self.bundle_path, self.floor_height,
+            radius + C.NAVIGATE_CLEARANCE, height, C.NAVIGATE_GRID_RESOLUTION,
+        )
+        self.goal = np.zeros(2)
+        self._command = np.zeros(2)
+        self._distances = np.zeros(self.free_space.free.size)
+        self._previous_distance = 0.0
+        self._collided = False
+
+    def _default_camera(self) -> CameraMount:
+        return CameraMount(position=C.NAVIGATE_CAMERA_POSITION, target=C.NAVIGATE_CAMERA_TARGET, link="base", fov_deg=C.NAVIGATE_CAMERA_FOV)
+
+    def _make_action_space(self) -> spaces.Box:
+        return spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def _state_size(self) -> int:
+        return 6
+
+    def _reset_task(self, options: dict | None) -> None:
+        free_cells = np.flatnonzero(self.free_space.free)
+        start = int(free_cells[self.np_random.integers(len(free_cells))])
+        from_start = self.free_space.geodesic_to(start)
+        low, high = self.goal_distance
+        candidates = free_cells[(from_start[free_cells] >= low) & (from_start[free_cells] <= high)]
+        if len(candidates) == 0:  # a small region: take the farthest reachable cell
+            candidates = free_cells[[int(np.argmax(np.where(np.isfinite(from_start[free_cells]), from_start[free_cells], -1)))]]
+        goal_cell = int(candidates[self.np_random.integers(len(candidates))])
+        start_xy, self.goal = self.free_space.cell_centre(start), self.free_space.cell_centre(goal_cell)
+        yaw = float(self.np_random.uniform(-math.pi, math.pi))
+        client = self.client_id
+        start_orientation = pybullet.getQuaternionFromEuler([0, 0, yaw])
+        pybullet.resetBasePositionAndOrientation(self.robot_id, [*start_xy, self._ride_height], start_orientation, physicsClientId=client)
+        pybullet.resetBaseVelocity(self.robot_id, [0, 0, 0], [0, 0, 0], physicsClientId=client)
+        pybullet.changeConstraint(self._drive, jointChildPivot=[*start_xy, self._ride_height], jointChildFrameOrientation=start_orientation,
+                                  maxForce=C.NAVIGATE_DRIVE_FORCE, physicsClientId=client)
+        pybullet.resetBasePositionAndOrientation(self.goal_marker_id, [*self.goal, self.floor_height + 0.003], [0, 0, 0, 1], physicsClientId=client)
+        self._command = np.zeros(2)
+        self._target_xy, self._target_yaw = np.array(start_xy, dtype=np.float64), yaw
+        self._distances = self.free_space.geodesic_to(goal_cell)
+        self._previous_distance = self._goal_distance()
+        self._collided = False
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        self._command = np.array([action[0] * C.NAVIGATE_MAX_SPEED, action[1] * C.NAVIGATE_MAX_TURN_RATE])
+
+    def _before_physics_step(self) -> None:
+        # The base is driven through a force-limited fixed constraint whose target pose moves
+        # with the commanded unicycle motion: in free space the body follows it at the commanded
+        # speed; walls and heavy objects stop the body, and the target is then kept within
+        # NAVIGATE_TARGET_LEASH of it so it does not run away. The body stays upright at ride height.
+        step = 1.0 / self.physics_hz
+        speed, turn_rate = self._command
+        self._target_yaw += turn_rate * step
+        self._target_xy += speed * step * np.array([math.cos(self._target_yaw), math.sin(self._target_yaw)])
+        position = np.asarray(pybullet.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client_id)[0][:2])
+        lag = self._target_xy - position
+        if np.linalg.norm(lag) > C.NAVIGATE_TARGET_LEASH:
+            self._target_xy = position + lag * (C.NAVIGATE_TARGET_LEASH / np.linalg.norm(lag))
+        pybullet.changeConstraint(
+            self._drive, jointChildPivot=[*self._target_xy, self._ride_height],
+            jointChildFrameOrientation=pybullet.getQuaternionFromEuler([0, 0, self._target_yaw]),
+            maxForce=C.NAVIGATE_DRIVE_FORCE, physicsClientId=self.client_id,
+        )
+
+    def _reward_terms(self) -> dict[str, float]:
+        distance = self._goal_distance()
+        progress = self._previous_distance - distance
+        self._previous_distance = distance
+        self._collided = self._in_collision()
+        return {
+            "progress": self._REWARD_PROGRESS * progress,
+            "collision": self._REWARD_COLLISION if self._collided else 0.0,
+            "success": self._REWARD_SUCCESS if self._is_success() else 0.0,
+        }
+
+    def _is_success(self) -> bool:
+        return bool(np.linalg.norm(self._robot_xy() - self.goal) <= C.NAVIGATE_GOAL_RADIUS)
+
+    def _state(self) -> np.ndarray:
+        position, orientation = pybullet.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client_id)
+        velocity, angular = pybullet.getBaseVelocity(self.robot_id, physicsClientId=self.client_id)
+        yaw = yaw_of(orientation)
+        offset = self.goal - np.asarray(position[:2])
+        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
+        goal_x, goal_y = cos_yaw * offset[0] + sin_yaw * offset[1], -sin_yaw * offset[0] + cos_yaw * offset[1]
+        bearing = math.atan2(goal_y, goal_x)
+        forward_speed = cos_yaw * velocity[0] + sin_yaw * velocity[1]
+        return np.array([goal_x, goal_y, math.cos(bearing), math.sin(bearing), forward_speed, angular[2]], dtype=np.float32)
+
+    def _task_info(self) -> dict[str, Any]:
+        return {
+            "goal_distance": float(self._previous_distance),
+            "euclidean_distance": float(np.linalg.norm(self._robot_xy() - self.goal)),
+            "collision": bool(self._collided),
+        }
+
+    # ----------------------------------------------------------------- task helpers
+    def _robot_xy(self) -> np.ndarray:
+        return np.asarray(pybullet.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client_id)[0][:2])
+
+    def _goal_distance(self) -> float:
+        xy = self._robot_xy()
+        geodesic = self.free_space.distance_at(self._distances, xy)
+        return geodesic if math.isfinite(geodesic) else float(np.linalg.norm(xy - self.goal))
+
+    def _in_collision(self) -> bool:
+        """Touching an object, or scenery anywhere but underneath (the floor pushes straight up)."""
+        for body in [self.background_id, *self.object_ids]:
+            for contact in pybullet.getContactPoints(self.robot_id, body, physicsClientId=self.client_id):
+                normal_on_robot = contact[7]
+                if body != self.background_id or abs(normal_on_robot[2]) < 0.7:
+                    return True
+        return False
