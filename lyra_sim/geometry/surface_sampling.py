@@ -5,7 +5,7 @@ vertex-coloured trimesh: every mean lies on a face, the disc lies in the face's 
 its colour from the texture (bilinear, at the sample's UV), the vertex colours (barycentric) or
 the face colours. Samples are stratified over the cumulative face area, so every face whose area
 is at least ``total_area / n`` receives a Gaussian. This module imports numpy, torch and trimesh
-(lazily) and ``lyra_sim.scene`` only.
+(lazily), ``lyra_sim.scene`` and ``lyra_sim.geometry.metrics``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lyra_sim.geometry.metrics import face_normals_and_areas
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat
 
 
@@ -157,23 +158,21 @@ def sample_surface_gaussians(
             raise ValueError(f"face_labels must have shape [{len(faces)}], got {list(face_labels.shape)}")
     rng = np.random.default_rng(seed)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    corners = vertices[faces]  # [F, 3, 3]
-    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    doubled_area = np.linalg.norm(cross, axis=1)
-    total_area = 0.5 * doubled_area.sum()
+    face_normals, face_areas = face_normals_and_areas(vertices, faces)
+    total_area = face_areas.sum()
     if not np.isfinite(total_area) or total_area <= 0:
         raise ValueError("mesh has no surface area to sample")
 
-    face_index = stratified_face_samples(0.5 * doubled_area, count, rng)
+    face_index = stratified_face_samples(face_areas, count, rng)
     # Uniform point in a triangle: fold the unit square onto the lower triangle.
     r1, r2 = rng.random(count), rng.random(count)
     outside = r1 + r2 > 1.0
     r1[outside], r2[outside] = 1.0 - r1[outside], 1.0 - r2[outside]
     barycentric = np.stack([1.0 - r1 - r2, r1, r2], axis=1)
-    sample_corners = corners[face_index]
+    sample_corners = vertices[faces[face_index]]  # [N, 3, 3]
     points = np.einsum("nk,nkc->nc", barycentric, sample_corners)
 
-    normals = cross[face_index] / doubled_area[face_index, None]
+    normals = face_normals[face_index]
     tangent = sample_corners[:, 1] - sample_corners[:, 0]
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
     bitangent = np.cross(normals, tangent)  # right-handed frame: tangent x bitangent = normal

@@ -291,7 +291,9 @@ class SceneKit:
         return PhotoDataset(
             images=images, cameras=cameras, depths=depths, instances=instances,
             names=[f"{self.kind}_{i:04d}" for i in range(count)],
-            metadata={"source": f"lyra-sim {self.kind} kit seed {self.seed}", "lighting": lighting, "labels": self.names},
+            # TinyRenderer clears to white: the colour reconstruction must composite over.
+            metadata={"source": f"lyra-sim {self.kind} kit seed {self.seed}", "lighting": lighting,
+                      "labels": self.names, "background": [1.0, 1.0, 1.0]},
         )
 
     # ----------------------------------------------------------------- export
