@@ -109,8 +109,13 @@ def scene_from_arrays(
     sh: np.ndarray,  # [N, K, 3]
     metadata: SceneMetadata,
 ) -> GaussianScene:
-    """Wrap float arrays into a scene without copying when they are already contiguous float32."""
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    """Wrap float arrays into a scene, copying only what is not already a writable contiguous float32."""
+
+    def as_tensor(array: np.ndarray) -> torch.Tensor:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        # Views into the file's bytes are read-only: a scene must own memory it may modify.
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
+
     return GaussianScene(
         as_tensor(means), as_tensor(quats), as_tensor(log_scales), as_tensor(opacity_logits), as_tensor(sh), metadata
     )
