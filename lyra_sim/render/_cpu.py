@@ -1,0 +1,241 @@
+"""The CPU render backend: numba kernels (``_cpu_kernels``) behind the shared backend signature.
+
+``rasterize`` runs projection -> depth sort -> tile binning -> rasterisation, batched over
+cameras, and returns torch tensors [C, H, W, ch]. When a scene tensor requires grad (and rgb,
+alpha or depth is asked for) it goes through ``_RasterizeFunction``, whose forward keeps what
+the hand-written backward needs. This module imports torch, numpy, numba and the kernels only.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+from lyra_sim.render import _cpu_kernels as kernels
+
+DIFFERENTIABLE_MODES = ("rgb", "alpha", "depth")
+# Gaussians per projection chunk: enough chunks for load balance, few enough that the per-chunk
+# visible-count bookkeeping stays negligible.
+_PROJECTION_CHUNK = 4096
+
+
+def _as_numpy(tensor: torch.Tensor, dtype=np.float32) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=dtype)
+
+
+def _check(name: str, array: np.ndarray, shape: tuple) -> None:
+    if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
+        expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{name} must have shape {expected}, got {list(array.shape)}")
+
+
+class _Frame:
+    """Everything one forward pass produced: images, plus the state the backward reuses."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float, far: float, sh_degree: int,
+             background: np.ndarray, labels: np.ndarray | None, modes: tuple[str, ...], radius_clip: float) -> _Frame:
+    means, viewmats, Ks = params["means"], params["viewmats"], params["Ks"]
+    n_gaussians, n_cams = means.shape[0], viewmats.shape[0]
+    threads = numba.get_num_threads()
+    want_rgb = "rgb" in modes
+    want_instance = "instance" in modes and labels is not None
+
+    n_chunks = max(1, min(256, -(-n_gaussians // _PROJECTION_CHUNK)))
+    chunk_bounds = kernels.even_chunks(n_gaussians, n_chunks)
+    proj = np.empty((n_cams, n_gaussians, kernels.REC_WIDTH), np.float32)
+    source = np.empty((n_cams, n_gaussians), np.int32)
+    depth_keys = np.empty((n_cams, n_gaussians), np.float32)
+    counts = np.zeros((n_cams, n_chunks), np.int64)
+    kernels.project(
+        means, params["quats"], params["log_scales"], params["opacity_logits"], params["sh"], viewmats, Ks,
+        float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb,
+        chunk_bounds, proj, source, depth_keys, counts,
+    )
+    order, camera_offsets = kernels.sort_by_depth(depth_keys.view(np.uint32), chunk_bounds, counts, 4 * threads)
+
+    tiles_x = -(-width // kernels.TILE)
+    tiles_y = -(-height // kernels.TILE)
+    label_array = labels if want_instance else np.zeros(0, np.int32)
+    bin_chunks = max(1, min(4 * threads, order.shape[0] // 4096))
+    packed, packed_source, packed_label, tile_start, tile_entries = kernels.bin_tiles(
+        proj, source, order, camera_offsets, label_array, tiles_x, tiles_y, bin_chunks
+    )
+
+    def image(channels: int, wanted: bool, dtype=np.float32) -> np.ndarray:
+        return np.empty((n_cams, height, width, channels) if wanted else (0, 0, 0, channels), dtype)
+
+    out_rgb = image(3, want_rgb)
+    out_alpha = image(1, True)
+    out_depth = image(1, "depth" in modes)
+    out_median = image(1, "median_depth" in modes)
+    out_instance = image(1, want_instance, np.int32)
+    transmittance = np.empty((n_cams, height, width), np.float32)
+    stop = np.empty((n_cams, height, width), np.int32)
+    tile_end = np.empty(n_cams * tiles_x * tiles_y, np.int64)
+    kernels.rasterize_tiles(
+        packed, packed_label, tile_start, tile_entries, n_cams, width, height, tiles_x, tiles_y, background,
+        want_rgb, "depth" in modes, "median_depth" in modes, want_instance,
+        out_rgb, out_alpha, out_depth, out_median, out_instance, transmittance, stop, tile_end,
+    )
+    return _Frame(
+        rgb=out_rgb, alpha=out_alpha, depth=out_depth, median_depth=out_median, instance=out_instance,
+        transmittance=transmittance, stop=stop, tile_end=tile_end, packed=packed, packed_source=packed_source,
+        source=source, order=order, camera_offsets=camera_offsets, tile_start=tile_start, tile_entries=tile_entries,
+        tiles_x=tiles_x, tiles_y=tiles_y,
+    )
+
+
+def _slots(frame: _Frame, n_cams: int, n_gaussians: int) -> np.ndarray:  # [C, N] packed row or -1
+    slot = np.full((n_cams, n_gaussians), -1, np.int32)
+    for c in range(n_cams):
+        lo, hi = frame.camera_offsets[c], frame.camera_offsets[c + 1]
+        slot[c, frame.packed_source[lo:hi]] = np.arange(lo, hi, dtype=np.int32)
+    return slot
+
+
+def _backward(frame: _Frame, params: dict[str, np.ndarray], width: int, height: int, sh_degree: int,
+              background: np.ndarray, grad_rgb: np.ndarray, grad_alpha: np.ndarray, grad_depth: np.ndarray,
+              want_color: bool) -> dict[str, np.ndarray]:
+    """Gradients of the loss w.r.t. the raw Gaussian parameters, from the image gradients."""
+    means = params["means"]
+    n_gaussians, n_cams = means.shape[0], params["viewmats"].shape[0]
+    threads = numba.get_num_threads()
+    grad_buffer = np.zeros((threads, frame.packed.shape[0], kernels.GRAD_WIDTH), np.float32)
+    kernels.rasterize_tiles_backward(
+        frame.packed, frame.tile_start, frame.tile_entries, frame.tile_end, n_cams, width, height,
+        frame.tiles_x, frame.tiles_y, background, frame.alpha, frame.depth, frame.transmittance, frame.stop,
+        grad_rgb, grad_alpha, grad_depth, grad_buffer,
+    )
+    grads = {
+        "means": np.zeros_like(means),
+        "quats": np.zeros_like(params["quats"]),
+        "log_scales": np.zeros_like(params["log_scales"]),
+        "opacity_logits": np.zeros_like(params["opacity_logits"]),
+        "sh": np.zeros_like(params["sh"]),
+    }
+    kernels.project_backward(
+        means, params["quats"], params["log_scales"], params["opacity_logits"], params["sh"], params["viewmats"],
+        params["Ks"], float(width), float(height), sh_degree, frame.packed, _slots(frame, n_cams, n_gaussians),
+        grad_buffer, want_color, grads["means"], grads["quats"], grads["log_scales"], grads["opacity_logits"], grads["sh"],
+    )
+    return grads
+
+
+_PARAM_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh")
+
+
+class _RasterizeFunction(torch.autograd.Function):
+    """rgb/alpha/depth (and any non-differentiable extras) with the numba backward."""
+
+    @staticmethod
+    def forward(ctx, means, quats, log_scales, opacity_logits, sh, settings):
+        params = {name: _as_numpy(t) for name, t in zip(_PARAM_NAMES, (means, quats, log_scales, opacity_logits, sh))}
+        params.update(settings["cameras"])
+        frame = _forward(params, **settings["forward"])
+        ctx.frame, ctx.params, ctx.settings = frame, params, settings
+        outputs = _outputs(frame, settings["forward"]["modes"], settings["labels_given"])
+        ctx.mode_order = tuple(outputs)
+        tensors = tuple(outputs.values())
+        ctx.mark_non_differentiable(*(t for name, t in outputs.items() if name not in DIFFERENTIABLE_MODES))
+        return tensors
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        frame, settings = ctx.frame, ctx.settings
+        forward = settings["forward"]
+        n_cams = ctx.params["viewmats"].shape[0]
+        empty = np.zeros((0, 0, 0, 1), np.float32)
+        grads = {"rgb": np.zeros((0, 0, 0, 3), np.float32), "alpha": empty, "depth": empty}
+        for name, grad in zip(ctx.mode_order, grad_outputs):
+            if name in DIFFERENTIABLE_MODES and grad is not None:
+                grads[name] = _as_numpy(grad)
+        assert n_cams == forward["background"].shape[0]
+        result = _backward(
+            frame, ctx.params, forward["width"], forward["height"], forward["sh_degree"], forward["background"],
+            grads["rgb"], grads["alpha"], grads["depth"], "rgb" in forward["modes"],
+        )
+        return tuple(torch.from_numpy(result[name]) for name in _PARAM_NAMES) + (None,)
+
+
+def _outputs(frame: _Frame, modes: tuple[str, ...], labels_given: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for mode in modes:
+        if mode == "instance" and not labels_given:
+            shape = frame.alpha.shape
+            out[mode] = torch.full(shape, -1, dtype=torch.int32)
+        else:
+            out[mode] = torch.from_numpy(getattr(frame, mode))
+    return out
+
+
+def rasterize(
+    means: torch.Tensor,  # [N, 3]
+    quats: torch.Tensor,  # [N, 4]
+    log_scales: torch.Tensor,  # [N, 3]
+    opacity_logits: torch.Tensor,  # [N]
+    sh: torch.Tensor,  # [N, K, 3]
+    viewmats: torch.Tensor,  # [C, 4, 4]
+    Ks: torch.Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    *,
+    near: float,
+    far: float,
+    sh_degree: int,
+    background: torch.Tensor | None,  # [C, 3]
+    labels: torch.Tensor | None,  # [N] int32
+    modes: tuple[str, ...],
+    radius_clip: float,
+) -> dict[str, torch.Tensor]:
+    """Render C cameras on the CPU; returns the requested images [C, H, W, ch] (float32, instance int32).
+
+    Same maths and signature as ``lyra_sim.render._reference.rasterize``; exp is a polynomial
+    with relative error < 1e-4. Differentiable w.r.t. the five scene tensors for rgb, alpha
+    and depth when any of them requires grad.
+    """
+    width, height = int(width), int(height)
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be at least 1x1, got {width}x{height}")
+    cameras = {"viewmats": _as_numpy(viewmats), "Ks": _as_numpy(Ks)}
+    if cameras["viewmats"].ndim == 2:
+        cameras = {"viewmats": cameras["viewmats"][None], "Ks": cameras["Ks"].reshape(1, 3, 3)}
+    n_cams = cameras["viewmats"].shape[0]
+    _check("viewmats", cameras["viewmats"], (None, 4, 4))
+    _check("Ks", cameras["Ks"], (n_cams, 3, 3))
+    n_gaussians = means.shape[0]
+    _check("means", means.detach().numpy() if means.device.type == "cpu" else np.empty(means.shape), (None, 3))
+    for name, tensor, shape in (("quats", quats, (n_gaussians, 4)), ("log_scales", log_scales, (n_gaussians, 3)),
+                                ("opacity_logits", opacity_logits, (n_gaussians,)), ("sh", sh, (n_gaussians, None, 3))):
+        if tuple(tensor.shape) != shape and not (name == "sh" and tensor.dim() == 3 and tensor.shape[0] == n_gaussians and tensor.shape[2] == 3):
+            raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")
+    stored_degree = int(round(sh.shape[1] ** 0.5)) - 1
+    if (stored_degree + 1) ** 2 != sh.shape[1]:
+        raise ValueError(f"sh must hold (degree+1)^2 coefficients per channel, got {sh.shape[1]}")
+    sh_degree = max(0, min(int(sh_degree), stored_degree))
+    background_array = np.zeros((n_cams, 3), np.float32) if background is None else _as_numpy(background).reshape(-1, 3)
+    if background_array.shape[0] == 1 and n_cams > 1:
+        background_array = np.repeat(background_array, n_cams, axis=0)
+    _check("background", background_array, (n_cams, 3))
+    labels_array = None
+    if labels is not None:
+        labels_array = _as_numpy(torch.as_tensor(labels), np.int32)
+        _check("labels", labels_array, (n_gaussians,))
+
+    forward = dict(width=width, height=height, near=float(near), far=float(far), sh_degree=sh_degree,
+                   background=background_array, labels=labels_array, modes=tuple(modes), radius_clip=float(radius_clip))
+    params = (means, quats, log_scales, opacity_logits, sh)
+    needs_grad = (torch.is_grad_enabled() and any(t.requires_grad for t in params)
+                  and any(m in DIFFERENTIABLE_MODES for m in modes))
+    if needs_grad:
+        settings = {"cameras": cameras, "forward": forward, "labels_given": labels_array is not None}
+        tensors = _RasterizeFunction.apply(*params, settings)
+        return dict(zip(tuple(dict.fromkeys(modes)), tensors))
+    numpy_params = {name: _as_numpy(t) for name, t in zip(_PARAM_NAMES, params)}
+    numpy_params.update(cameras)
+    frame = _forward(numpy_params, **forward)
+    return _outputs(frame, tuple(dict.fromkeys(modes)), labels_array is not None)

@@ -1,0 +1,946 @@
+"""Numba kernels of the CPU splat renderer: projection, depth sort, tile binning, rasterisation,
+and the hand-written backward of projection and rasterisation.
+
+Everything here works on numpy float32 arrays; ``lyra_sim.render._cpu`` wraps it for torch.
+It imports numpy and numba only. The stages follow gsplat (project -> sort -> bin -> rasterise),
+each parallel over Gaussians, sorted positions or tiles, and batched over cameras.
+
+Layout shared by the stages: a projected Gaussian is one row of 16 float32 (64 bytes, one cache
+line) in ``packed`` [M, 16], ordered by (camera, depth); see the ``REC_*`` column indices.
+Tiles are TILE x TILE pixels; a tile's list of packed rows is ``tile_entries[tile_start[j]:
+tile_start[j + 1]]`` for job j = camera * tiles_per_camera + tile, front to back.
+
+Speed notes (measured facts in DESIGN.md "Rendering backends"): blending is Gaussian-major
+inside a tile (one Gaussian against all 16 pixels of a tile row at a time, so rows vectorise),
+exp is a short polynomial (libm exp does not vectorise in numba), the alpha >= 1/255 test is a
+threshold on the quadratic form, and a tile stops once every pixel in it has stopped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+TILE = 16
+PIXELS = TILE * TILE
+
+# Columns of a packed (projected) Gaussian.
+REC_MX, REC_MY = 0, 1  # 2D mean, pixels
+REC_CA, REC_CB, REC_CC = 2, 3, 4  # conic (inverse 2D covariance) [[a, b], [b, c]]
+REC_OPACITY = 5
+REC_SIGMA_MAX = 6  # ln(255 o): alpha >= 1/255 exactly where the quadratic form sigma <= this
+REC_R, REC_G, REC_B = 7, 8, 9
+REC_Z = 10  # camera-space depth
+REC_U0, REC_U1, REC_V0, REC_V1 = 11, 12, 13, 14  # inclusive pixel box reaching alpha >= 1/255
+REC_WIDTH = 16
+
+# Columns of the per-Gaussian 2D gradient the rasteriser backward accumulates.
+GRAD_MX, GRAD_MY, GRAD_CA, GRAD_CB, GRAD_CC, GRAD_OPACITY, GRAD_R, GRAD_G, GRAD_B, GRAD_Z = range(10)
+GRAD_WIDTH = 10
+
+# float32 constants: a Python float literal would silently promote the kernels to float64,
+# which halves the SIMD width.
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+F2 = np.float32(2.0)
+HALF = np.float32(0.5)
+MAX_ALPHA = np.float32(0.999)
+TRANSMITTANCE_STOP = np.float32(1e-4)
+MEDIAN_TRANSMITTANCE = np.float32(0.5)
+BLUR = np.float32(0.3)
+ALPHA_THRESHOLD = 1.0 / 255.0
+EXP_ARG_MAX = np.float32(5.6)  # sigma beyond ln(255) ~ 5.54 never passes the 1/255 test
+# exp(-s) for s in [0, 5.6]: exp(-s) = p(-s/16)^16 with a cubic minimax-fitted p on
+# [-0.35, 0]; relative error < 8e-5, 7 flops and no libm call, so pixel rows vectorise.
+EXP_SCALE = np.float32(1.0 / 16.0)
+EXP_P0 = np.float32(0.9999951124191284)
+EXP_P1 = np.float32(0.999579668045044)
+EXP_P2 = np.float32(0.4941375255584717)
+EXP_P3 = np.float32(0.1396954208612442)
+
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: masks compare values
+NO_STOP = np.int32(2**31 - 1)
+
+
+@njit(inline="always", fastmath=FASTMATH, cache=True)
+def fast_exp_neg(s):
+    """exp(-s) for s in [0, EXP_ARG_MAX] (clamped above), relative error < 8e-5."""
+    y = -min(s, EXP_ARG_MAX) * EXP_SCALE
+    p = EXP_P0 + y * (EXP_P1 + y * (EXP_P2 + y * EXP_P3))
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
+# ------------------------------------------------------------------------------------ maths
+@njit(cache=True, fastmath=FASTMATH)
+def quat_rotation(qw, qx, qy, qz):
+    """Rotation matrix (row-major 9-tuple) of a quaternion, normalised here; zero -> identity."""
+    norm = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    inv = 1.0 / max(norm, 1e-12)
+    w, x, y, z = qw * inv, qx * inv, qy * inv, qz * inv
+    return (
+        1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+        2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+        2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y),
+    )
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def covariance_world(r, sx, sy, sz):
+    """Σ3d = R diag(s²) Rᵀ as (xx, xy, xz, yy, yz, zz) from a row-major rotation 9-tuple."""
+    m00, m01, m02 = r[0] * sx, r[1] * sy, r[2] * sz
+    m10, m11, m12 = r[3] * sx, r[4] * sy, r[5] * sz
+    m20, m21, m22 = r[6] * sx, r[7] * sy, r[8] * sz
+    return (
+        m00 * m00 + m01 * m01 + m02 * m02,
+        m00 * m10 + m01 * m11 + m02 * m12,
+        m00 * m20 + m01 * m21 + m02 * m22,
+        m10 * m10 + m11 * m11 + m12 * m12,
+        m10 * m20 + m11 * m21 + m12 * m22,
+        m20 * m20 + m21 * m21 + m22 * m22,
+    )
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def rotate_covariance(w, cov):
+    """W Σ Wᵀ for a row-major 3x3 ``w`` and a symmetric 6-tuple Σ; returns a symmetric 6-tuple."""
+    s00, s01, s02, s11, s12, s22 = cov
+    # rows of W Σ
+    a00 = w[0] * s00 + w[1] * s01 + w[2] * s02
+    a01 = w[0] * s01 + w[1] * s11 + w[2] * s12
+    a02 = w[0] * s02 + w[1] * s12 + w[2] * s22
+    a10 = w[3] * s00 + w[4] * s01 + w[5] * s02
+    a11 = w[3] * s01 + w[4] * s11 + w[5] * s12
+    a12 = w[3] * s02 + w[4] * s12 + w[5] * s22
+    a20 = w[6] * s00 + w[7] * s01 + w[8] * s02
+    a21 = w[6] * s01 + w[7] * s11 + w[8] * s12
+    a22 = w[6] * s02 + w[7] * s12 + w[8] * s22
+    return (
+        a00 * w[0] + a01 * w[1] + a02 * w[2],
+        a00 * w[3] + a01 * w[4] + a02 * w[5],
+        a00 * w[6] + a01 * w[7] + a02 * w[8],
+        a10 * w[3] + a11 * w[4] + a12 * w[5],
+        a10 * w[6] + a11 * w[7] + a12 * w[8],
+        a20 * w[6] + a21 * w[7] + a22 * w[8],
+    )
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def camera_jacobian(x, y, z, fx, fy, cx, cy, width, height):
+    """gsplat's perspective Jacobian entries (j00, j02, j11, j12) and whether x/z, y/z were clamped."""
+    lim_x_pos = (width - cx) / fx + 0.3 * (0.5 * width / fx)
+    lim_x_neg = cx / fx + 0.3 * (0.5 * width / fx)
+    lim_y_pos = (height - cy) / fy + 0.3 * (0.5 * height / fy)
+    lim_y_neg = cy / fy + 0.3 * (0.5 * height / fy)
+    rz = 1.0 / z
+    tx, ty = x * rz, y * rz
+    clamped_x = tx < -lim_x_neg or tx > lim_x_pos
+    clamped_y = ty < -lim_y_neg or ty > lim_y_pos
+    tx = min(max(tx, -lim_x_neg), lim_x_pos)
+    ty = min(max(ty, -lim_y_neg), lim_y_pos)
+    return fx * rz, -fx * tx * rz, fy * rz, -fy * ty * rz, tx, ty, clamped_x, clamped_y
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def project_covariance(j00, j02, j11, j12, cc):
+    """Σ2d = J Σcam Jᵀ + 0.3 I with J = [[j00, 0, j02], [0, j11, j12]]; returns (xx, xy, yy)."""
+    c00, c01, c02, c11, c12, c22 = cc
+    xx = j00 * j00 * c00 + 2.0 * j00 * j02 * c02 + j02 * j02 * c22
+    xy = j00 * j11 * c01 + j00 * j12 * c02 + j02 * j11 * c12 + j02 * j12 * c22
+    yy = j11 * j11 * c11 + 2.0 * j11 * j12 * c12 + j12 * j12 * c22
+    return xx + 0.3, xy, yy + 0.3
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def sh_basis(x, y, z, degree):
+    """Real SH basis (16-tuple, unused bands zero) at unit direction (x, y, z), INRIA order."""
+    b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = 0.0
+    b9 = b10 = b11 = b12 = b13 = b14 = b15 = 0.0
+    if degree >= 1:
+        b1, b2, b3 = -SH_C1 * y, SH_C1 * z, -SH_C1 * x
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        b4 = SH_C2[0] * x * y
+        b5 = SH_C2[1] * y * z
+        b6 = SH_C2[2] * (2.0 * zz - xx - yy)
+        b7 = SH_C2[3] * x * z
+        b8 = SH_C2[4] * (xx - yy)
+        if degree >= 3:
+            b9 = SH_C3[0] * y * (3.0 * xx - yy)
+            b10 = SH_C3[1] * x * y * z
+            b11 = SH_C3[2] * y * (4.0 * zz - xx - yy)
+            b12 = SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
+            b13 = SH_C3[4] * x * (4.0 * zz - xx - yy)
+            b14 = SH_C3[5] * z * (xx - yy)
+            b15 = SH_C3[6] * x * (xx - 3.0 * yy)
+    return (SH_C0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def sh_basis_gradient(x, y, z, degree, out):
+    """Fill ``out`` [3, 16] with d basis_k / d(x, y, z) (the direction treated as free, not unit)."""
+    out[:] = 0.0
+    gx, gy, gz = out[0], out[1], out[2]
+    if degree >= 1:
+        gy[1] = -SH_C1
+        gz[2] = SH_C1
+        gx[3] = -SH_C1
+    if degree >= 2:
+        gx[4], gy[4] = SH_C2[0] * y, SH_C2[0] * x
+        gy[5], gz[5] = SH_C2[1] * z, SH_C2[1] * y
+        gx[6], gy[6], gz[6] = -2.0 * SH_C2[2] * x, -2.0 * SH_C2[2] * y, 4.0 * SH_C2[2] * z
+        gx[7], gz[7] = SH_C2[3] * z, SH_C2[3] * x
+        gx[8], gy[8] = 2.0 * SH_C2[4] * x, -2.0 * SH_C2[4] * y
+    if degree >= 3:
+        xx, yy, zz = x * x, y * y, z * z
+        gx[9], gy[9] = 6.0 * SH_C3[0] * x * y, SH_C3[0] * (3.0 * xx - 3.0 * yy)
+        gx[10], gy[10], gz[10] = SH_C3[1] * y * z, SH_C3[1] * x * z, SH_C3[1] * x * y
+        gx[11], gy[11], gz[11] = -2.0 * SH_C3[2] * x * y, SH_C3[2] * (4.0 * zz - xx - 3.0 * yy), 8.0 * SH_C3[2] * y * z
+        gx[12], gy[12], gz[12] = -6.0 * SH_C3[3] * x * z, -6.0 * SH_C3[3] * y * z, SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)
+        gx[13], gy[13], gz[13] = SH_C3[4] * (4.0 * zz - 3.0 * xx - yy), -2.0 * SH_C3[4] * x * y, 8.0 * SH_C3[4] * x * z
+        gx[14], gy[14], gz[14] = 2.0 * SH_C3[5] * x * z, -2.0 * SH_C3[5] * y * z, SH_C3[5] * (xx - yy)
+        gx[15], gy[15] = SH_C3[6] * (3.0 * xx - 3.0 * yy), -6.0 * SH_C3[6] * x * y
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def view_direction(means, n, campos):
+    """Unit vector from the camera centre to Gaussian n, and the distance."""
+    vx = means[n, 0] - campos[0]
+    vy = means[n, 1] - campos[1]
+    vz = means[n, 2] - campos[2]
+    length = math.sqrt(vx * vx + vy * vy + vz * vz)
+    inv = 1.0 / max(length, 1e-12)
+    return vx * inv, vy * inv, vz * inv, length
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def camera_setup(viewmats, Ks, c):
+    """Rotation (row-major 9-tuple), translation, intrinsics and centre of camera c."""
+    w = (viewmats[c, 0, 0], viewmats[c, 0, 1], viewmats[c, 0, 2],
+         viewmats[c, 1, 0], viewmats[c, 1, 1], viewmats[c, 1, 2],
+         viewmats[c, 2, 0], viewmats[c, 2, 1], viewmats[c, 2, 2])
+    t = (viewmats[c, 0, 3], viewmats[c, 1, 3], viewmats[c, 2, 3])
+    campos = (
+        -(w[0] * t[0] + w[3] * t[1] + w[6] * t[2]),
+        -(w[1] * t[0] + w[4] * t[1] + w[7] * t[2]),
+        -(w[2] * t[0] + w[5] * t[1] + w[8] * t[2]),
+    )
+    return w, t, Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2], campos
+
+
+# ------------------------------------------------------------------------------- projection
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, height, near, far,
+            sh_degree, radius_clip, want_color, chunk_bounds, proj, source, depth_keys, counts):
+    """Project every Gaussian into every camera; visible ones are written compacted per chunk.
+
+    Gaussians [chunk_bounds[k], chunk_bounds[k+1]) form chunk k; for camera c its visible ones
+    go to rows chunk_bounds[k] + 0.. of ``proj[c]`` [C, N, 16] (packed layout), with their
+    index in ``source`` [C, N] and depth in ``depth_keys`` [C, N]; ``counts`` [C, chunks] gets
+    how many. Visible: near < z < far, det(Σ2d) > 0, opacity >= 1/255, radius > radius_clip,
+    and the alpha >= 1/255 box holds at least one pixel centre.
+    """
+    n_cams = viewmats.shape[0]
+    n_chunks = chunk_bounds.shape[0] - 1
+    n_bases = (sh_degree + 1) * (sh_degree + 1)
+    for k in prange(n_chunks):
+        filled = np.zeros(n_cams, np.int64)
+        lo = chunk_bounds[k]
+        for n in range(lo, chunk_bounds[k + 1]):
+            opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
+            if opacity < ALPHA_THRESHOLD:
+                continue
+            r = quat_rotation(quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3])
+            cov = covariance_world(r, math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2]))
+            sigma_max = math.log(opacity * 255.0)
+            extent = min(3.33, math.sqrt(2.0 * sigma_max))
+            for c in range(n_cams):
+                w, t, fx, fy, cx, cy, campos = camera_setup(viewmats, Ks, c)
+                mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
+                x = w[0] * mx + w[1] * my + w[2] * mz + t[0]
+                y = w[3] * mx + w[4] * my + w[5] * mz + t[1]
+                z = w[6] * mx + w[7] * my + w[8] * mz + t[2]
+                if not (z > near and z < far):
+                    continue
+                j00, j02, j11, j12, _, _, _, _ = camera_jacobian(x, y, z, fx, fy, cx, cy, width, height)
+                sxx, sxy, syy = project_covariance(j00, j02, j11, j12, rotate_covariance(w, cov))
+                det = sxx * syy - sxy * sxy
+                if not det > 0.0:
+                    continue
+                half_x = extent * math.sqrt(sxx)
+                half_y = extent * math.sqrt(syy)
+                if math.ceil(half_x) <= radius_clip and math.ceil(half_y) <= radius_clip:
+                    continue
+                u = fx * x / z + cx
+                v = fy * y / z + cy
+                # pixel u covers centre u + 0.5: the inclusive range of centres in the box
+                u0 = max(np.ceil(u - half_x - 0.5), 0.0)
+                u1 = min(np.floor(u + half_x - 0.5), width - 1.0)
+                v0 = max(np.ceil(v - half_y - 0.5), 0.0)
+                v1 = min(np.floor(v + half_y - 0.5), height - 1.0)
+                if u0 > u1 or v0 > v1:
+                    continue
+                row = lo + filled[c]
+                filled[c] += 1
+                rec = proj[c, row]
+                inv_det = 1.0 / det
+                rec[REC_MX] = u
+                rec[REC_MY] = v
+                rec[REC_CA] = syy * inv_det
+                rec[REC_CB] = -sxy * inv_det
+                rec[REC_CC] = sxx * inv_det
+                rec[REC_OPACITY] = opacity
+                rec[REC_SIGMA_MAX] = sigma_max
+                rec[REC_Z] = z
+                rec[REC_U0] = u0
+                rec[REC_U1] = u1
+                rec[REC_V0] = v0
+                rec[REC_V1] = v1
+                if want_color:
+                    dx, dy, dz, _ = view_direction(means, n, campos)
+                    basis = sh_basis(dx, dy, dz, sh_degree)
+                    for ch in range(3):
+                        value = 0.5
+                        for b in range(n_bases):
+                            value += basis[b] * sh[n, b, ch]
+                        rec[REC_R + ch] = max(value, 0.0)
+                else:  # the backward multiplies colours by zero gradients: keep them finite
+                    rec[REC_R] = rec[REC_G] = rec[REC_B] = 0.0
+                source[c, row] = n
+                depth_keys[c, row] = z
+        for c in range(n_cams):
+            counts[c, k] = filled[c]
+
+
+# ------------------------------------------------------------------------------- depth sort
+RADIX_BITS = 11
+RADIX_BUCKETS = 1 << RADIX_BITS
+
+
+@njit(parallel=True, cache=True)
+def _radix_pass(keys_in, values_in, keys_out, values_out, shift, chunk_bounds):
+    """One stable counting-sort pass on bits [shift, shift + 11) of ``keys_in``.
+
+    Returns False (and writes nothing) when every key has the same digit: the pass would be
+    the identity, which is common for the high bits of depths that share an exponent.
+    """
+    n_chunks = chunk_bounds.shape[0] - 1
+    histogram = np.zeros((n_chunks, RADIX_BUCKETS), np.int64)
+    for k in prange(n_chunks):
+        for i in range(chunk_bounds[k], chunk_bounds[k + 1]):
+            histogram[k, (keys_in[i] >> shift) & (RADIX_BUCKETS - 1)] += 1
+    total = keys_in.shape[0]
+    running = 0
+    for d in range(RADIX_BUCKETS):
+        digit_count = 0
+        for k in range(n_chunks):
+            count = histogram[k, d]
+            histogram[k, d] = running
+            running += count
+            digit_count += count
+        if digit_count == total:
+            return False
+    for k in prange(n_chunks):
+        for i in range(chunk_bounds[k], chunk_bounds[k + 1]):
+            d = (keys_in[i] >> shift) & (RADIX_BUCKETS - 1)
+            position = histogram[k, d]
+            histogram[k, d] = position + 1
+            keys_out[position] = keys_in[i]
+            values_out[position] = values_in[i]
+    return True
+
+
+@njit(cache=True)
+def even_chunks(n, n_chunks):
+    """Bounds [n_chunks + 1] splitting range(n) into near-equal parts."""
+    bounds = np.empty(n_chunks + 1, np.int64)
+    for k in range(n_chunks + 1):
+        bounds[k] = (n * k) // n_chunks
+    return bounds
+
+
+@njit(parallel=True, cache=True)
+def _gather_visible(depth_keys_bits, chunk_bounds, counts, camera, offsets, keys, rows):
+    """Copy camera c's per-chunk visible keys and proj rows into dense arrays (index order)."""
+    n_chunks = chunk_bounds.shape[0] - 1
+    for k in prange(n_chunks):
+        lo = chunk_bounds[k]
+        for j in range(counts[camera, k]):
+            bits = depth_keys_bits[camera, lo + j]
+            # flip so that the unsigned order of the bits is the float order (negatives too)
+            keys[offsets[k] + j] = bits ^ (np.uint32(0xFFFFFFFF) if bits >> 31 else np.uint32(0x80000000))
+            rows[offsets[k] + j] = lo + j
+
+
+@njit(cache=True)
+def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
+    """Per camera, the proj rows of its visible Gaussians sorted front to back (stable).
+
+    ``depth_keys_bits`` [C, N] uint32 holds the bits of positive float32 depths, whose integer
+    order is their float order, so an LSD radix sort on them is exact. Returns ``order`` [M]
+    (concatenated over cameras) and ``camera_offsets`` [C + 1].
+    """
+    n_cams, n_chunks = counts.shape
+    camera_offsets = np.zeros(n_cams + 1, np.int64)
+    for c in range(n_cams):
+        camera_offsets[c + 1] = camera_offsets[c] + counts[c].sum()
+    order = np.empty(camera_offsets[n_cams], np.int32)
+    for c in range(n_cams):
+        m = camera_offsets[c + 1] - camera_offsets[c]
+        offsets = np.zeros(n_chunks, np.int64)
+        for k in range(1, n_chunks):
+            offsets[k] = offsets[k - 1] + counts[c, k - 1]
+        keys = np.empty(m, np.uint32)
+        rows = np.empty(m, np.int32)
+        _gather_visible(depth_keys_bits, chunk_bounds, counts, c, offsets, keys, rows)
+        keys_tmp = np.empty(m, np.uint32)
+        rows_tmp = np.empty(m, np.int32)
+        bounds = even_chunks(m, max(1, min(n_sort_chunks, m // 2048)))
+        for shift in range(0, 32, RADIX_BITS):
+            if _radix_pass(keys, rows, keys_tmp, rows_tmp, shift, bounds):
+                keys, keys_tmp = keys_tmp, keys
+                rows, rows_tmp = rows_tmp, rows
+        order[camera_offsets[c]:camera_offsets[c + 1]] = rows
+    return order, camera_offsets
+
+
+# ------------------------------------------------------------------------------ tile binning
+@njit(cache=True)
+def _tile_box(rec):
+    return (int(rec[REC_U0]) // TILE, int(rec[REC_U1]) // TILE, int(rec[REC_V0]) // TILE, int(rec[REC_V1]) // TILE)
+
+
+@njit(parallel=True, cache=True)
+def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_chunks):
+    """Gather projected Gaussians into depth order and list, per tile, the ones reaching it.
+
+    Returns ``packed`` [M, 16], ``packed_source`` [M] (Gaussian index), ``packed_label`` [M]
+    (labels[source], or zeros when ``labels`` is empty), ``tile_start`` [C * T + 1] and
+    ``tile_entries`` [E] (packed rows; within a tile in depth order since chunks are
+    consecutive ranges of the sorted order and are written chunk by chunk).
+    """
+    n_cams = camera_offsets.shape[0] - 1
+    m = order.shape[0]
+    tiles_per_camera = tiles_x * tiles_y
+    n_jobs = n_cams * tiles_per_camera
+    packed = np.empty((m, REC_WIDTH), np.float32)
+    packed_source = np.empty(m, np.int32)
+    packed_label = np.zeros(m, np.int32)
+    has_labels = labels.shape[0] > 0
+    bounds = even_chunks(m, n_chunks)
+    counts = np.zeros((n_chunks, n_jobs), np.int32)
+    for k in prange(n_chunks):
+        c = 0
+        for i in range(bounds[k], bounds[k + 1]):
+            while i >= camera_offsets[c + 1]:
+                c += 1
+            row = order[i]
+            packed[i, :] = proj[c, row, :]
+            n = source[c, row]
+            packed_source[i] = n
+            if has_labels:
+                packed_label[i] = labels[n]
+            tx0, tx1, ty0, ty1 = _tile_box(packed[i])
+            base = c * tiles_per_camera
+            for ty in range(ty0, ty1 + 1):
+                for tx in range(tx0, tx1 + 1):
+                    counts[k, base + ty * tiles_x + tx] += 1
+    # tile-major, chunk-minor offsets: chunk k's entries of a tile follow chunk k-1's
+    tile_start = np.empty(n_jobs + 1, np.int64)
+    running = 0
+    for j in range(n_jobs):
+        tile_start[j] = running
+        for k in range(n_chunks):
+            count = counts[k, j]
+            counts[k, j] = running
+            running += count
+    tile_start[n_jobs] = running
+    tile_entries = np.empty(running, np.int32)
+    for k in prange(n_chunks):
+        c = 0
+        for i in range(bounds[k], bounds[k + 1]):
+            while i >= camera_offsets[c + 1]:
+                c += 1
+            tx0, tx1, ty0, ty1 = _tile_box(packed[i])
+            base = c * tiles_per_camera
+            for ty in range(ty0, ty1 + 1):
+                for tx in range(tx0, tx1 + 1):
+                    j = base + ty * tiles_x + tx
+                    tile_entries[counts[k, j]] = i
+                    counts[k, j] += 1
+    return packed, packed_source, packed_label, tile_start, tile_entries
+
+
+@njit(cache=True)
+def job_order(n_jobs):
+    """Jobs interleaved (0, n-1, 1, n-2, ...) so that numba's static split of a prange gives each
+    thread a mix of image regions (a sky half and a cluttered half cost very differently)."""
+    order = np.empty(n_jobs, np.int64)
+    lo, hi = 0, n_jobs - 1
+    for i in range(n_jobs):
+        if i % 2 == 0:
+            order[i] = lo
+            lo += 1
+        else:
+            order[i] = hi
+            hi -= 1
+    # a static split in two halves gets even and odd positions mixed: interleave the halves
+    mixed = np.empty(n_jobs, np.int64)
+    half = (n_jobs + 1) // 2
+    for i in range(n_jobs):
+        mixed[i] = order[2 * i] if i < half else order[2 * (i - half) + 1]
+    return mixed
+
+
+@njit(cache=True)
+def _tile_label_slots(packed_label, tile_entries, start, end):
+    """The distinct labels of entries [start, end) (sorted), each entry's slot among them, and
+    zeroed per-slot pixel weights [labels, PIXELS]. A separate function: inside a prange body,
+    numba's parfor passes mis-handle these array expressions."""
+    entry_label = np.empty(end - start, np.int32)
+    for e in range(start, end):
+        entry_label[e - start] = packed_label[tile_entries[e]]
+    tile_labels = np.unique(entry_label)
+    entry_slot = np.searchsorted(tile_labels, entry_label).astype(np.int32)
+    return tile_labels, entry_slot, np.zeros((tile_labels.shape[0], PIXELS), np.float32)
+
+
+# --------------------------------------------------------------------------- rasterisation
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, width, height, tiles_x, tiles_y,
+                    background, want_rgb, want_depth, want_median, want_instance,
+                    out_rgb, out_alpha, out_depth, out_median, out_instance, out_transmittance, out_stop, tile_end):
+    """Blend each tile's Gaussians front to back, Gaussian-major (see the module docstring).
+
+    Writes the requested images ([C, H, W, ch]; the unrequested ones may be size-0 arrays) and,
+    for the backward pass, per pixel the final transmittance and the tile-local entry index at
+    which the pixel stopped (NO_STOP if it never did), and per tile how many entries it used.
+    """
+    tiles_per_camera = tiles_x * tiles_y
+    n_jobs = n_cams * tiles_per_camera
+    jobs = job_order(n_jobs)
+    for job_index in prange(n_jobs):
+        job = jobs[job_index]
+        c = job // tiles_per_camera
+        tile = job % tiles_per_camera
+        x0 = (tile % tiles_x) * TILE
+        y0 = (tile // tiles_x) * TILE
+        cols = min(TILE, width - x0)
+        rows = min(TILE, height - y0)
+        # transmittance per pixel; a stopped pixel keeps -T (its final value), pixels outside
+        # the image are stopped from the start
+        trans = np.empty(PIXELS, np.float32)
+        for p in range(PIXELS):
+            trans[p] = F1 if (p // TILE < rows and p % TILE < cols) else -F1
+        stop = np.full(PIXELS, NO_STOP, np.int32)
+        acc_r = np.zeros(PIXELS, np.float32)
+        acc_g = np.zeros(PIXELS, np.float32)
+        acc_b = np.zeros(PIXELS, np.float32)
+        acc_z = np.zeros(PIXELS, np.float32)
+        median = np.zeros(PIXELS, np.float32)
+        weights = np.empty(TILE, np.float32)
+        before = np.empty(TILE, np.float32)
+        start = tile_start[job]
+        end = tile_start[job + 1]
+        # instance: the distinct labels of this tile, a compact slot per entry, weights per slot
+        tile_labels, entry_slot, label_weights = _tile_label_slots(
+            packed_label, tile_entries, start, end if want_instance else start)
+        used = end - start
+        for e in range(start, end):
+            local = np.int32(e - start)
+            if local % 16 == 0 and local > 0:
+                alive = F0
+                for p in range(PIXELS):
+                    alive = max(alive, trans[p])
+                if alive <= F0:
+                    used = local
+                    break
+            g = tile_entries[e]
+            mx = packed[g, REC_MX]
+            my = packed[g, REC_MY]
+            half_a = HALF * packed[g, REC_CA]
+            cb = packed[g, REC_CB]
+            half_c = HALF * packed[g, REC_CC]
+            opacity = packed[g, REC_OPACITY]
+            sigma_max = packed[g, REC_SIGMA_MAX]
+            z = packed[g, REC_Z]
+            v_lo = max(int(packed[g, REC_V0]), y0)
+            v_hi = min(int(packed[g, REC_V1]), y0 + rows - 1)
+            dx0 = np.float32(x0) + HALF - mx
+            for v in range(v_lo, v_hi + 1):
+                dy = np.float32(v) + HALF - my
+                lin = cb * dy
+                const = half_c * dy * dy
+                base = (v - y0) * TILE
+                for i in range(TILE):
+                    dx = dx0 + np.float32(i)
+                    sigma = (half_a * dx + lin) * dx + const
+                    alpha = min(MAX_ALPHA, opacity * fast_exp_neg(sigma))
+                    t = trans[base + i]
+                    next_t = t * (F1 - alpha)
+                    hit = (sigma <= sigma_max) & (t > F0)
+                    blend = hit & (next_t > TRANSMITTANCE_STOP)
+                    ends = hit & (next_t <= TRANSMITTANCE_STOP)
+                    weights[i] = alpha * t if blend else F0
+                    before[i] = t
+                    trans[base + i] = next_t if blend else (-t if ends else t)
+                    stop[base + i] = local if ends else stop[base + i]
+                if want_rgb:
+                    cr = packed[g, REC_R]
+                    cg = packed[g, REC_G]
+                    cbl = packed[g, REC_B]
+                    for i in range(TILE):
+                        acc_r[base + i] += weights[i] * cr
+                        acc_g[base + i] += weights[i] * cg
+                        acc_b[base + i] += weights[i] * cbl
+                if want_depth:
+                    for i in range(TILE):
+                        acc_z[base + i] += weights[i] * z
+                if want_median:
+                    for i in range(TILE):
+                        crossed = (weights[i] > F0) & (before[i] > MEDIAN_TRANSMITTANCE) & (
+                            before[i] - weights[i] <= MEDIAN_TRANSMITTANCE)
+                        median[base + i] = z if crossed else median[base + i]
+                if want_instance:
+                    slot = entry_slot[local]
+                    for i in range(TILE):
+                        label_weights[slot, base + i] += weights[i]
+        tile_end[job] = used
+        for py in range(rows):
+            for px in range(cols):
+                p = py * TILE + px
+                final_t = abs(trans[p])
+                alpha = F1 - final_t
+                v = y0 + py
+                u = x0 + px
+                out_alpha[c, v, u, 0] = alpha
+                out_transmittance[c, v, u] = final_t
+                out_stop[c, v, u] = stop[p]
+                if want_rgb:
+                    out_rgb[c, v, u, 0] = acc_r[p] + final_t * background[c, 0]
+                    out_rgb[c, v, u, 1] = acc_g[p] + final_t * background[c, 1]
+                    out_rgb[c, v, u, 2] = acc_b[p] + final_t * background[c, 2]
+                if want_depth:
+                    out_depth[c, v, u, 0] = acc_z[p] / alpha if alpha > F0 else F0
+                if want_median:
+                    out_median[c, v, u, 0] = median[p]
+                if want_instance:
+                    label = -1
+                    if alpha >= HALF and tile_labels.shape[0] > 0:
+                        best = 0
+                        for s in range(1, tile_labels.shape[0]):
+                            if label_weights[s, p] > label_weights[best, p]:
+                                best = s
+                        label = tile_labels[best]
+                    out_instance[c, v, u, 0] = label
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams, width, height, tiles_x, tiles_y,
+                             background, out_alpha, out_depth, out_transmittance, out_stop,
+                             grad_rgb, grad_alpha, grad_depth, grad_buffer):
+    """Gradient of the rgb/alpha/depth images w.r.t. each packed Gaussian's 2D parameters.
+
+    ``grad_rgb`` [C,H,W,3], ``grad_alpha`` and ``grad_depth`` [C,H,W,1] may be size-0 arrays
+    (no gradient). Each tile walks its entries back to front, recovering T before a Gaussian
+    as T_after / (1 - α). Threads add into their own slice of ``grad_buffer``
+    [threads, M, GRAD_WIDTH] (numba has no atomics); the projection backward sums the slices.
+    """
+    tiles_per_camera = tiles_x * tiles_y
+    n_jobs = n_cams * tiles_per_camera
+    has_rgb = grad_rgb.shape[0] > 0
+    has_alpha = grad_alpha.shape[0] > 0
+    has_depth = grad_depth.shape[0] > 0
+    jobs = job_order(n_jobs)
+    for job_index in prange(n_jobs):
+        thread = numba.get_thread_id()
+        job = jobs[job_index]
+        c = job // tiles_per_camera
+        tile = job % tiles_per_camera
+        x0 = (tile % tiles_x) * TILE
+        y0 = (tile // tiles_x) * TILE
+        cols = min(TILE, width - x0)
+        rows = min(TILE, height - y0)
+        trans = np.ones(PIXELS, np.float32)
+        stop = np.full(PIXELS, -1, np.int32)  # outside the image: nothing ever blended
+        g_r = np.zeros(PIXELS, np.float32)
+        g_g = np.zeros(PIXELS, np.float32)
+        g_b = np.zeros(PIXELS, np.float32)
+        g_z = np.zeros(PIXELS, np.float32)  # dL/d(Σ w z), the unnormalised depth
+        # dL/dα_i = T_i q_i - suffix / (1 - α_i), suffix = Σ_{j>i} w_j q_j + T_N (g·bg - g_A)
+        suffix = np.zeros(PIXELS, np.float32)
+        for py in range(rows):
+            for px in range(cols):
+                p = py * TILE + px
+                v = y0 + py
+                u = x0 + px
+                final_t = out_transmittance[c, v, u]
+                alpha = out_alpha[c, v, u, 0]
+                trans[p] = final_t
+                stop[p] = out_stop[c, v, u]
+                g_alpha_total = grad_alpha[c, v, u, 0] if has_alpha else F0
+                if has_rgb:
+                    g_r[p] = grad_rgb[c, v, u, 0]
+                    g_g[p] = grad_rgb[c, v, u, 1]
+                    g_b[p] = grad_rgb[c, v, u, 2]
+                if has_depth and alpha > F0:
+                    g_depth = grad_depth[c, v, u, 0]
+                    g_z[p] = g_depth / alpha
+                    g_alpha_total -= g_depth * out_depth[c, v, u, 0] / alpha
+                g_background = g_r[p] * background[c, 0] + g_g[p] * background[c, 1] + g_b[p] * background[c, 2]
+                suffix[p] = final_t * (g_background - g_alpha_total)
+        start = tile_start[job]
+        for e in range(start + tile_end[job] - 1, start - 1, -1):
+            local = e - start
+            g = tile_entries[e]
+            mx = packed[g, REC_MX]
+            my = packed[g, REC_MY]
+            ca = packed[g, REC_CA]
+            cb = packed[g, REC_CB]
+            cc = packed[g, REC_CC]
+            half_a = HALF * ca
+            half_c = HALF * cc
+            opacity = packed[g, REC_OPACITY]
+            sigma_max = packed[g, REC_SIGMA_MAX]
+            cr = packed[g, REC_R]
+            cg = packed[g, REC_G]
+            cbl = packed[g, REC_B]
+            z = packed[g, REC_Z]
+            v_lo = max(int(packed[g, REC_V0]), y0)
+            v_hi = min(int(packed[g, REC_V1]), y0 + rows - 1)
+            dx0 = np.float32(x0) + HALF - mx
+            d_mx = d_my = d_ca = d_cb = d_cc = d_o = d_r = d_g = d_b = d_z = F0
+            for v in range(v_lo, v_hi + 1):
+                dy = np.float32(v) + HALF - my
+                lin = cb * dy
+                const = half_c * dy * dy
+                base = (v - y0) * TILE
+                for i in range(TILE):
+                    p = base + i
+                    dx = dx0 + np.float32(i)
+                    sigma = (half_a * dx + lin) * dx + const
+                    gauss = fast_exp_neg(sigma)
+                    raw_alpha = opacity * gauss
+                    alpha = min(MAX_ALPHA, raw_alpha)
+                    blended = (sigma <= sigma_max) & (local < stop[p])
+                    one_minus = F1 - alpha
+                    t_after = trans[p]
+                    t_before = t_after / one_minus
+                    q = g_r[p] * cr + g_g[p] * cg + g_b[p] * cbl + g_z[p] * z
+                    weight = alpha * t_before if blended else F0
+                    g_alpha = (t_before * q - suffix[p] / one_minus) if blended else F0
+                    suffix[p] += weight * q
+                    trans[p] = t_before if blended else t_after
+                    g_alpha = g_alpha if raw_alpha < MAX_ALPHA else F0
+                    d_o += g_alpha * gauss
+                    g_sigma = -g_alpha * alpha
+                    d_r += weight * g_r[p]
+                    d_g += weight * g_g[p]
+                    d_b += weight * g_b[p]
+                    d_z += weight * g_z[p]
+                    # σ = ½a dx² + b dx dy + ½c dy² with d = pixel - mean
+                    d_mx -= g_sigma * (ca * dx + cb * dy)
+                    d_my -= g_sigma * (cb * dx + cc * dy)
+                    d_ca += g_sigma * HALF * dx * dx
+                    d_cb += g_sigma * dx * dy
+                    d_cc += g_sigma * HALF * dy * dy
+            buffer = grad_buffer[thread, g]
+            buffer[GRAD_MX] += d_mx
+            buffer[GRAD_MY] += d_my
+            buffer[GRAD_CA] += d_ca
+            buffer[GRAD_CB] += d_cb
+            buffer[GRAD_CC] += d_cc
+            buffer[GRAD_OPACITY] += d_o
+            buffer[GRAD_R] += d_r
+            buffer[GRAD_G] += d_g
+            buffer[GRAD_B] += d_b
+            buffer[GRAD_Z] += d_z
+
+
+# -------------------------------------------------------------------- projection backward
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, height, sh_degree,
+                     packed, slot, grad_buffer, want_color,
+                     g_means, g_quats, g_log_scales, g_opacity_logits, g_sh):
+    """Chain the per-camera 2D gradients (``grad_buffer`` summed over threads, at packed row
+    ``slot[c, n]``, -1 when not visible) back to the raw parameters of Gaussian n. Exact
+    derivative of ``project`` (clamped Jacobian entries included), float32."""
+    n_cams = viewmats.shape[0]
+    n_threads = grad_buffer.shape[0]
+    n_bases = (sh_degree + 1) * (sh_degree + 1)
+    n_gaussians = means.shape[0]
+    bounds = even_chunks(n_gaussians, max(1, min(64, n_gaussians // 256)))
+    for k in prange(bounds.shape[0] - 1):
+        # scratch allocated once per chunk, not per Gaussian (an allocation costs ~100 ns)
+        g_cov = np.empty(6, np.float64)  # dL/dΣ3d as a symmetric matrix (xx, xy, xz, yy, yz, zz)
+        g_mean = np.empty(3, np.float64)
+        grad = np.empty(GRAD_WIDTH, np.float64)
+        g_r = np.empty(9, np.float64)
+        g_scale = np.empty(3, np.float64)
+        basis_gradient = np.empty((3, 16), np.float64)
+        for n in range(bounds[k], bounds[k + 1]):
+            visible = False
+            for c in range(n_cams):
+                if slot[c, n] >= 0:
+                    visible = True
+            if not visible:
+                continue
+            qw, qx, qy, qz = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
+            r = quat_rotation(qw, qx, qy, qz)
+            sx, sy, sz = math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2])
+            cov = covariance_world(r, sx, sy, sz)
+            g_cov[:] = 0.0
+            g_mean[:] = 0.0
+            g_opacity = 0.0
+            for c in range(n_cams):
+                row = slot[c, n]
+                if row < 0:
+                    continue
+                grad[:] = 0.0
+                for th in range(n_threads):
+                    for q in range(GRAD_WIDTH):
+                        grad[q] += grad_buffer[th, row, q]
+                w, t, fx, fy, cx, cy, campos = camera_setup(viewmats, Ks, c)
+                mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
+                x = w[0] * mx + w[1] * my + w[2] * mz + t[0]
+                y = w[3] * mx + w[4] * my + w[5] * mz + t[1]
+                z = w[6] * mx + w[7] * my + w[8] * mz + t[2]
+                j00, j02, j11, j12, tx, ty, clamped_x, clamped_y = camera_jacobian(x, y, z, fx, fy, cx, cy, width, height)
+                cc = rotate_covariance(w, cov)
+                sxx, sxy, syy = project_covariance(j00, j02, j11, j12, cc)
+                det = sxx * syy - sxy * sxy
+                # conic = Σ2d⁻¹; dL/dΣ2d = -Q G Q with G = [[ga, gb/2], [gb/2, gc]] (b appears twice)
+                qa, qb, qc = syy / det, -sxy / det, sxx / det
+                ga, gb, gc = grad[GRAD_CA], HALF * grad[GRAD_CB], grad[GRAD_CC]
+                # Q G
+                m00 = qa * ga + qb * gb
+                m01 = qa * gb + qb * gc
+                m10 = qb * ga + qc * gb
+                m11 = qb * gb + qc * gc
+                g2xx = -(m00 * qa + m01 * qb)
+                g2xy = -(m00 * qb + m01 * qc)
+                g2yy = -(m10 * qb + m11 * qc)
+                # Σ2d = J Σc Jᵀ: dΣc = Jᵀ G2 J, dJ = 2 G2 J Σc (G2 symmetric)
+                c00, c01, c02, c11, c12, c22 = cc
+                # J rows: [j00, 0, j02], [0, j11, j12]
+                gc00 = j00 * j00 * g2xx
+                gc01 = j00 * j11 * g2xy
+                gc02 = j00 * (j02 * g2xx + j12 * g2xy)
+                gc11 = j11 * j11 * g2yy
+                gc12 = j11 * (j02 * g2xy + j12 * g2yy)
+                gc22 = j02 * j02 * g2xx + 2.0 * j02 * j12 * g2xy + j12 * j12 * g2yy
+                # J Σc rows
+                js00 = j00 * c00 + j02 * c02
+                js01 = j00 * c01 + j02 * c12
+                js02 = j00 * c02 + j02 * c22
+                js10 = j11 * c01 + j12 * c02
+                js11 = j11 * c11 + j12 * c12
+                js12 = j11 * c12 + j12 * c22
+                g_j00 = 2.0 * (g2xx * js00 + g2xy * js10)
+                g_j02 = 2.0 * (g2xx * js02 + g2xy * js12)
+                g_j11 = 2.0 * (g2xy * js01 + g2yy * js11)
+                g_j12 = 2.0 * (g2xy * js02 + g2yy * js12)
+                rz = 1.0 / z
+                rz2 = rz * rz
+                gpx = grad[GRAD_MX] * fx * rz
+                gpy = grad[GRAD_MY] * fy * rz
+                gpz = -(grad[GRAD_MX] * fx * x + grad[GRAD_MY] * fy * y) * rz2 + grad[GRAD_Z]
+                gpz += -fx * rz2 * g_j00 - fy * rz2 * g_j11
+                # j02 = -fx tx / z with tx = clamp(x / z): unclamped -fx x / z², clamped -fx c / z
+                if clamped_x:
+                    gpz += fx * tx * rz2 * g_j02
+                else:
+                    gpx += -fx * rz2 * g_j02
+                    gpz += 2.0 * fx * x * rz2 * rz * g_j02
+                if clamped_y:
+                    gpz += fy * ty * rz2 * g_j12
+                else:
+                    gpy += -fy * rz2 * g_j12
+                    gpz += 2.0 * fy * y * rz2 * rz * g_j12
+                # p = W m + t
+                g_mean[0] += w[0] * gpx + w[3] * gpy + w[6] * gpz
+                g_mean[1] += w[1] * gpx + w[4] * gpy + w[7] * gpz
+                g_mean[2] += w[2] * gpx + w[5] * gpy + w[8] * gpz
+                # Σc = W Σ Wᵀ: dΣ = Wᵀ dΣc W (full symmetric matrices)
+                gfull = ((gc00, gc01, gc02), (gc01, gc11, gc12), (gc02, gc12, gc22))
+                wm = ((w[0], w[1], w[2]), (w[3], w[4], w[5]), (w[6], w[7], w[8]))
+                pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+                for idx in range(6):
+                    a, b = pairs[idx]
+                    total = 0.0
+                    for i in range(3):
+                        for j in range(3):
+                            total += wm[i][a] * gfull[i][j] * wm[j][b]
+                    g_cov[idx] += total
+                g_opacity += grad[GRAD_OPACITY]
+                if want_color:
+                    dxn, dyn, dzn, length = view_direction(means, n, campos)
+                    basis = sh_basis(dxn, dyn, dzn, sh_degree)
+                    sh_basis_gradient(dxn, dyn, dzn, sh_degree, basis_gradient)
+                    bgx, bgy, bgz = basis_gradient[0], basis_gradient[1], basis_gradient[2]
+                    gdx = gdy = gdz = 0.0
+                    for ch in range(3):
+                        value = 0.5
+                        for b in range(n_bases):
+                            value += basis[b] * sh[n, b, ch]
+                        if value <= 0.0:  # colour clamped at 0
+                            continue
+                        g_color = grad[GRAD_R + ch]
+                        for b in range(n_bases):
+                            g_sh[n, b, ch] += basis[b] * g_color
+                            coefficient = sh[n, b, ch] * g_color
+                            gdx += bgx[b] * coefficient
+                            gdy += bgy[b] * coefficient
+                            gdz += bgz[b] * coefficient
+                    if length > 1e-12:
+                        # through normalisation: (g - d (d·g)) / |v|
+                        radial = dxn * gdx + dyn * gdy + dzn * gdz
+                        g_mean[0] += (gdx - dxn * radial) / length
+                        g_mean[1] += (gdy - dyn * radial) / length
+                        g_mean[2] += (gdz - dzn * radial) / length
+            for i in range(3):
+                g_means[n, i] = g_mean[i]
+            opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
+            g_opacity_logits[n] = g_opacity * opacity * (1.0 - opacity)
+            # Σ3d = M Mᵀ with M = R diag(s): dM = 2 dΣ M (dΣ symmetric)
+            gs = ((g_cov[0], g_cov[1], g_cov[2]), (g_cov[1], g_cov[3], g_cov[4]), (g_cov[2], g_cov[4], g_cov[5]))
+            scales = (sx, sy, sz)
+            g_r[:] = 0.0
+            g_scale[:] = 0.0
+            for i in range(3):
+                for j in range(3):
+                    # dM[i, j] = 2 Σ_k gs[i][k] M[k, j], M[k, j] = r[k, j] s_j
+                    g_m = 0.0
+                    for k in range(3):
+                        g_m += gs[i][k] * r[3 * k + j]
+                    g_m *= 2.0 * scales[j]
+                    g_r[3 * i + j] = g_m * scales[j]
+                    g_scale[j] += g_m * r[3 * i + j]
+            for j in range(3):
+                g_log_scales[n, j] = g_scale[j] * scales[j]
+            # R(q̂) -> q̂ -> q through the normalisation
+            norm = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+            if norm < 1e-12:
+                continue
+            w_, x_, y_, z_ = qw / norm, qx / norm, qy / norm, qz / norm
+            g00, g01, g02, g10, g11, g12, g20, g21, g22 = g_r[0], g_r[1], g_r[2], g_r[3], g_r[4], g_r[5], g_r[6], g_r[7], g_r[8]
+            gw = 2.0 * (-z_ * g01 + y_ * g02 + z_ * g10 - x_ * g12 - y_ * g20 + x_ * g21)
+            gx = 2.0 * (y_ * g01 + z_ * g02 + y_ * g10 - 2.0 * x_ * g11 - w_ * g12 + z_ * g20 + w_ * g21 - 2.0 * x_ * g22)
+            gy = 2.0 * (-2.0 * y_ * g00 + x_ * g01 + w_ * g02 + x_ * g10 + z_ * g12 - w_ * g20 + z_ * g21 - 2.0 * y_ * g22)
+            gz = 2.0 * (-2.0 * z_ * g00 - w_ * g01 + x_ * g02 + w_ * g10 - 2.0 * z_ * g11 + y_ * g12 + x_ * g20 + y_ * g21)
+            radial = w_ * gw + x_ * gx + y_ * gy + z_ * gz
+            g_quats[n, 0] = (gw - w_ * radial) / norm
+            g_quats[n, 1] = (gx - x_ * radial) / norm
+            g_quats[n, 2] = (gy - y_ * radial) / norm
+            g_quats[n, 3] = (gz - z_ * radial) / norm
