@@ -56,14 +56,16 @@ def sample_texture_bilinear(
     image: np.ndarray,  # [H, W, C] uint8 or float, rows top to bottom
     uv: np.ndarray,  # [N, 2] OBJ convention: u right, v up, repeating outside [0, 1]
 ) -> np.ndarray:  # [N, C] float64 in the image's units
-    """Bilinear texture lookup with wrap-around (the OBJ/OpenGL repeat convention)."""
+    """Bilinear texture lookup: UVs outside [0, 1] repeat (the OBJ convention), and filtering
+    clamps at the image border so a [0, 1] atlas never bleeds the opposite edge into its rim."""
     height, width = image.shape[:2]
-    u = np.mod(uv[:, 0], 1.0) * width - 0.5
-    v = (1.0 - np.mod(uv[:, 1], 1.0)) * height - 0.5  # v runs up, image rows run down
+    uv = np.where((uv < 0.0) | (uv > 1.0), uv - np.floor(uv), uv)
+    u = uv[:, 0] * width - 0.5
+    v = (1.0 - uv[:, 1]) * height - 0.5  # v runs up, image rows run down
     x0, y0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
     fx, fy = (u - x0)[:, None], (v - y0)[:, None]
-    x1, y1 = (x0 + 1) % width, (y0 + 1) % height
-    x0, y0 = x0 % width, y0 % height
+    x1, y1 = np.clip(x0 + 1, 0, width - 1), np.clip(y0 + 1, 0, height - 1)
+    x0, y0 = np.clip(x0, 0, width - 1), np.clip(y0, 0, height - 1)
     pixels = image.astype(np.float64)
     top = pixels[y0, x0] * (1 - fx) + pixels[y0, x1] * fx
     bottom = pixels[y1, x0] * (1 - fx) + pixels[y1, x1] * fx
