@@ -168,14 +168,25 @@ def transform_scene(
     return result
 
 
+def _non_finite_rows(values: torch.Tensor) -> torch.Tensor:  # [N, ...] -> [N] bool
+    """Rows holding a NaN or Inf; one reduction pass, exact checks only where the row sum is not finite."""
+    flat = values.reshape(len(values), -1)
+    # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
+    suspects = (~torch.isfinite(flat.sum(-1))).nonzero().squeeze(1)
+    rows = torch.zeros(len(values), dtype=torch.bool, device=values.device)
+    if len(suspects):
+        rows[suspects] = ~torch.isfinite(flat[suspects]).all(-1)
+    return rows
+
+
 def invalid_gaussian_reasons(scene: GaussianScene) -> dict[str, torch.Tensor]:
     """Boolean masks [N] per reason a Gaussian cannot be rendered (the reasons may overlap)."""
     return {
-        "non_finite_mean": ~torch.isfinite(scene.means).all(-1),
-        "non_finite_quat": ~torch.isfinite(scene.quats).all(-1),
-        "non_finite_scale": ~torch.isfinite(scene.log_scales).all(-1),
-        "non_finite_opacity": ~torch.isfinite(scene.opacity_logits),
-        "non_finite_sh": ~torch.isfinite(scene.sh).flatten(1).all(-1),
+        "non_finite_mean": _non_finite_rows(scene.means),
+        "non_finite_quat": _non_finite_rows(scene.quats),
+        "non_finite_scale": _non_finite_rows(scene.log_scales),
+        "non_finite_opacity": _non_finite_rows(scene.opacity_logits),
+        "non_finite_sh": _non_finite_rows(scene.sh),
         "zero_quat": torch.nan_to_num(scene.quats.norm(dim=-1), nan=1.0) < _ZERO_QUATERNION_NORM,
     }
 

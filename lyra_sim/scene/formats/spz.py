@@ -299,11 +299,13 @@ def quantize_sh(values: np.ndarray, bits: int) -> np.ndarray:
     """spz SH byte: round(v*128)+128 snapped to 2^(8-bits) buckets, clamped to [0, 255]."""
     if not 1 <= bits <= 8:
         raise ValueError(f"SH bits must be 1-8, got {bits}")
-    scaled = values.astype(np.float64) * 128.0
-    q = np.trunc(scaled + np.copysign(0.5, scaled)) + 128
+    # float32 is exact here: v is clipped to +-2, so v*128 and the +-0.5 are representable.
+    scaled = np.clip(values.astype(np.float32, copy=False), -2.0, 2.0) * np.float32(128.0)
+    scaled += np.copysign(np.float32(0.5), scaled)
+    code = np.clip(np.trunc(scaled, out=scaled) + 128.0, 0, 255).astype(np.uint8)  # round half away from zero
     bucket = 1 << (8 - bits)
-    q = np.floor((q + bucket // 2) / bucket) * bucket
-    return np.clip(q, 0, 255).astype(np.uint8)
+    snapped = np.minimum((np.arange(256) + bucket // 2) // bucket * bucket, 255).astype(np.uint8)
+    return snapped[code]
 
 
 def write_spz(
@@ -314,12 +316,13 @@ def write_spz(
     keep_frame: bool = False,
     sh1_bits: int = 5,
     sh_rest_bits: int = 4,
-    compression_level: int = 12,
+    compression_level: int = 3,
 ) -> None:
     """Write ``scene`` as ``.spz`` (version 4 by default; 3 or 2 make a gzip'd legacy file).
 
     ``keep_frame=False`` converts the scene from the PLY frame to spz's RUB frame (180 degrees
-    about X), which the reader undoes by default.
+    about X), which the reader undoes by default. ``compression_level`` is the ZSTD level of
+    version 4 streams: 3 writes ~3x faster than the reference writer's 12 for ~15% larger files.
     """
     if version not in (2, 3, 4):
         raise ValueError(f"spz version must be 2, 3 or 4 for writing, got {version}")
