@@ -265,6 +265,10 @@ class LyraSimEnv(gymnasium.Env):
     def _is_success(self) -> bool:
         raise NotImplementedError
 
+    def _is_terminated(self) -> bool:
+        """Whether the episode ended (success, or a failure the task cannot recover from)."""
+        return self._is_success()
+
     def _task_info(self) -> dict[str, Any]:
         """Extra entries for ``info`` (distances, collisions)."""
         return {}
@@ -309,8 +313,7 @@ class LyraSimEnv(gymnasium.Env):
 
     # ================================================================= gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self._reset_physics(options)
+        self._reset_physics(seed, options)
         return self._finish_reset(self._render_observation())
 
     def step(self, action):
@@ -343,7 +346,8 @@ class LyraSimEnv(gymnasium.Env):
             pass
 
     # ================================================================= the two halves of a step
-    def _reset_physics(self, options: dict | None) -> None:
+    def _reset_physics(self, seed: int | None, options: dict | None) -> None:
+        super().reset(seed=seed)
         for body_id, (position, orientation) in zip(self.object_ids, self.object_initial_poses):
             pybullet.resetBasePositionAndOrientation(body_id, position, orientation, physicsClientId=self.client_id)
             pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
@@ -373,10 +377,9 @@ class LyraSimEnv(gymnasium.Env):
         observation = self._observation(rendered, index)
         terms = self._reward_terms()
         reward = float(sum(terms.values()))
-        success = bool(self._is_success())
         info = {f"reward_{name}": float(value) for name, value in terms.items()}
-        info.update({"success": success, **self._task_info()})
-        return observation, reward, success, False, info
+        info.update({"success": bool(self._is_success()), **self._task_info()})
+        return observation, reward, bool(self._is_terminated()), False, info
 
     # ================================================================= rendering
     def sync_splats(self) -> None:

@@ -59,7 +59,7 @@ def _shape_mesh(shape: tuple):
     has_texture = getattr(mesh.visual, "kind", None) == "texture" and getattr(mesh.visual, "uv", None) is not None
     if not has_texture or not np.allclose(rgba[:3], 1.0):
         # A URDF material colour overrides the file's own (as PyBullet's renderers do).
-        mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=np.tile(np.round(rgba * 255), (len(mesh.faces), 1)))
+        mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=np.tile(np.round(rgba * 255).astype(np.uint8), (len(mesh.faces), 1)))
     position, orientation = shape[5], shape[6]
     transform = np.eye(4)
     transform[:3, :3] = np.asarray(pybullet.getMatrixFromQuaternion(orientation)).reshape(3, 3)

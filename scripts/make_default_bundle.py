@@ -1,0 +1,69 @@
+"""Build the packaged default SimBundles of the environments from the scene kits.
+
+    python scripts/make_default_bundle.py                 # both: room (Navigate) and tabletop (Push)
+    python scripts/make_default_bundle.py --kind room --gaussians 40000
+
+Each bundle is ``build_bundle`` run on the kit's surface-sampled splat with the kit's movable
+objects as object masks, written atomically to ``lyra_sim/assets/bundles/<kind>``. Budgets are
+chosen so both bundles together stay a few MB (they ship inside the wheel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+# Budgets per kit: enough Gaussians for 64-256 px views, meshes decimated for a small wheel.
+KIT_SETTINGS = {
+    "room": {"gaussians": 40_000, "voxel_size": 0.03, "collision_faces": 12_000, "visual_faces": 12_000},
+    "tabletop": {"gaussians": 30_000, "voxel_size": 0.015, "collision_faces": 12_000, "visual_faces": 12_000},
+}
+
+
+def build_default_bundle(kind: str, out_root: Path, *, seed: int = 0, gaussians: int | None = None, progress: bool = True) -> Path:
+    """Build the ``kind`` kit ("room" or "tabletop") into ``out_root / kind``; returns the bundle path."""
+    from lyra_sim.converters.bundle import build_bundle
+    from lyra_sim.converters.config import BuildConfig
+    from lyra_sim.kits import make_scene
+
+    settings = KIT_SETTINGS[kind]
+    kit = make_scene(kind, seed=seed)
+    scene, labels = kit.to_gaussians(gaussians or settings["gaussians"], seed=seed)
+    scene.metadata.frame = "z-up"
+    scene.metadata.metric = True
+    config = BuildConfig(
+        up_axis="+Z",
+        refine_up=False,
+        scale=1.0,
+        voxel_size=settings["voxel_size"],
+        collision_face_budget=settings["collision_faces"],
+        visual_face_budget=settings["visual_faces"],
+        preview_size=320,
+        seed=seed,
+    )
+    return build_bundle(scene, out_root / kind, config, object_masks=kit.object_masks(labels), progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=[*KIT_SETTINGS, "all"], default="all", help="which bundle to build")
+    parser.add_argument("--out", type=Path, default=None, help="output root (default: the packaged lyra_sim/assets/bundles)")
+    parser.add_argument("--seed", type=int, default=0, help="kit layout seed")
+    parser.add_argument("--gaussians", type=int, default=None, help="override the Gaussian count")
+    args = parser.parse_args(argv)
+    from lyra_sim.envs.constants import PACKAGED_BUNDLES_DIR
+
+    out_root = args.out or PACKAGED_BUNDLES_DIR
+    for kind in KIT_SETTINGS if args.kind == "all" else [args.kind]:
+        start = time.perf_counter()
+        path = build_default_bundle(kind, out_root, seed=args.seed, gaussians=args.gaussians)
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        print(f"{kind}: {path} ({size / 1e6:.2f} MB) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
