@@ -1,0 +1,171 @@
+"""``lyra-sim render``: render a splat file to a PNG from a sensible default viewpoint (or a given one)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lyra_sim.cli import option
+from lyra_sim.errors import LyraSimError
+from lyra_sim.typed import RenderBackend
+
+# Which world direction is "up" for each frame a scene may be in (SceneMetadata.frame).
+UP_BY_FRAME = {
+    "z-up": (0.0, 0.0, 1.0),
+    "opengl": (0.0, 1.0, 0.0),
+    "spz-rub": (0.0, 1.0, 0.0),
+    "opencv": (0.0, -1.0, 0.0),
+    "opencv-first-camera": (0.0, -1.0, 0.0),
+    "unknown": (0.0, 0.0, 1.0),
+}
+DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs store millimetres for metric scenes (units x 1000)
+
+
+@dataclass
+class Config:
+    """Render a splat file to an image.
+
+    By default the camera looks at the centre of the scene's robust bounds (1st-99th percentile
+    of the means) from outside them, 45 degrees around and 30 degrees above, with the up axis of
+    the scene's frame (+Z for z-up scenes). Scenes in Lyra's "opencv-first-camera" frame are
+    seen from their first camera (identity pose) unless a viewpoint is given. --eye/--target
+    place the camera explicitly; --orbit-angle/--elevation/--distance move it around the centre.
+    """
+
+    scene: str = option(help="splat file to render (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
+    out: str = option(help="output image (.png or .jpg)", short="-o")
+    width: int = option(help="image width in pixels", default=512)
+    height: int = option(help="image height in pixels", default=512)
+    fov: float = option(help="vertical field of view in degrees", default=60.0)
+    orbit_angle: float | None = option(help="azimuth of the camera around the up axis, degrees (default 45)", default=None)
+    elevation: float | None = option(help="elevation above the horizontal plane, degrees (default 30)", default=None)
+    distance: float | None = option(help="camera distance from the target (default: fits the robust bounds)", default=None)
+    eye: list[float] | None = option(help="camera position X Y Z (overrides the orbit options)", default=None)
+    target: list[float] | None = option(help="point to look at X Y Z (default: robust bounds centre)", default=None)
+    up: list[float] | None = option(help="up direction X Y Z (default: from the scene's frame)", default=None)
+    backend: RenderBackend = option(help="renderer backend", default="auto")
+    sh_degree: int | None = option(help="SH degree to evaluate (default: all stored)", default=None)
+    background: list[float] | None = option(help="background colour R G B in [0, 1] (default black)", default=None)
+    depth_out: str | None = option(help="also write depth: .png (16-bit, units x 1000) or .npy (float32)", default=None)
+    lod: bool = option(help="merge sub-pixel Gaussians for this resolution before rendering", default=False)
+
+
+def _triple(values, name: str) -> torch.Tensor | None:
+    if values is None:
+        return None
+    if len(values) != 3:
+        raise LyraSimError(f"--{name.replace('_', '-')} takes 3 numbers, got {len(values)}")
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
+def default_camera(scene, config: Config):
+    """The camera the command renders from (see ``Config``'s docstring for the rules)."""
+    from lyra_sim.render.camera import Camera, intrinsics_from_fov
+
+    eye, target, up = _triple(config.eye, "eye"), _triple(config.target, "target"), _triple(config.up, "up")
+    frame = scene.metadata.frame
+    viewpoint_given = any(v is not None for v in (config.eye, config.target, config.orbit_angle, config.elevation, config.distance))
+    if frame == "opencv-first-camera" and not viewpoint_given:
+        # Lyra's world is its first camera: identity pose, looking down +Z.
+        if len(scene) == 0:
+            return Camera(intrinsics_from_fov(config.fov, config.width, config.height), torch.eye(4), config.width, config.height)
+        depth = scene.means[:, 2]
+        in_front = depth[depth > 0]
+        far = float(in_front.max()) * 2.0 if len(in_front) else 1000.0
+        return Camera(intrinsics_from_fov(config.fov, config.width, config.height), torch.eye(4), config.width, config.height,
+                      near=0.01, far=max(far, 1.0))
+    if up is None:
+        up = torch.tensor(UP_BY_FRAME.get(frame, UP_BY_FRAME["unknown"]), dtype=torch.float64)
+    if len(scene):
+        low, high = scene.bounds(percentile=1.0 if len(scene) >= 100 else 0.0)
+        low, high = low.double(), high.double()
+    else:
+        low, high = -torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    centre = (low + high) / 2
+    radius = max(float((high - low).norm()) / 2, 1e-3)
+    if target is None:
+        target = centre
+    if eye is None:
+        azimuth = math.radians(45.0 if config.orbit_angle is None else config.orbit_angle)
+        elevation = math.radians(30.0 if config.elevation is None else config.elevation)
+        up_unit = up / up.norm()
+        # Horizontal axes perpendicular to up; for +Z up they are +X and +Y.
+        helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+        if abs(float(up_unit @ helper)) > 0.9:
+            helper = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+        axis_a = helper - (helper @ up_unit) * up_unit
+        axis_a = axis_a / axis_a.norm()
+        axis_b = torch.linalg.cross(up_unit, axis_a)
+        half_fov = math.radians(min(config.fov, config.fov * config.width / config.height) / 2)
+        distance = config.distance if config.distance is not None else 1.1 * radius / math.sin(half_fov)
+        direction = math.cos(elevation) * (math.cos(azimuth) * axis_a + math.sin(azimuth) * axis_b) + math.sin(elevation) * up_unit
+        eye = target + distance * direction
+    reach = float((eye - target).norm()) + 2 * radius
+    return Camera.look_at(eye, target, up, config.fov, config.width, config.height, near=1e-3 * reach, far=1e3 * reach)
+
+
+def _write_image(path: Path, array: np.ndarray) -> None:
+    """Write an image atomically; the format comes from the file suffix."""
+    from PIL import Image
+
+    from lyra_sim.io_utils import atomic_path
+
+    formats = Image.registered_extensions()
+    image_format = formats.get(path.suffix.lower())
+    if image_format is None:
+        raise LyraSimError(f"{path}: unknown image format {path.suffix!r}; use .png or .jpg")
+    with atomic_path(path) as temporary:
+        Image.fromarray(array).save(temporary, format=image_format)
+
+
+def run(config: Config) -> int:
+    from lyra_sim.render.api import render, resolve_backend
+    from lyra_sim.scene.io import load_scene
+
+    if config.width < 1 or config.height < 1:
+        raise LyraSimError(f"--width and --height must be >= 1, got {config.width}x{config.height}")
+    out = Path(config.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise LyraSimError(f"--out {out}: write a .png or .jpg")
+    if config.depth_out is not None and Path(config.depth_out).suffix.lower() not in (".png", ".npy"):
+        raise LyraSimError(f"--depth-out {config.depth_out}: write a .png (16-bit) or .npy")
+    background = _triple(config.background, "background")
+
+    scene = load_scene(config.scene, invalid="drop")
+    cameras = default_camera(scene, config)
+    rendered_scene = scene
+    if config.lod:
+        from lyra_sim.render.lod import decimate_for_resolution
+
+        rendered_scene = decimate_for_resolution(scene, cameras)
+    modes = ("rgb", "depth") if config.depth_out else ("rgb",)
+    start = time.perf_counter()
+    images = render(rendered_scene, cameras, modes=modes, backend=config.backend, sh_degree=config.sh_degree,
+                    background=None if background is None else background.float())
+    seconds = time.perf_counter() - start
+
+    rgb = (images["rgb"][0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    _write_image(out, rgb)
+    if config.depth_out:
+        depth = images["depth"][0, ..., 0].cpu().numpy().astype(np.float32)
+        depth_path = Path(config.depth_out)
+        if depth_path.suffix.lower() == ".npy":
+            from lyra_sim.io_utils import atomic_path
+
+            with atomic_path(depth_path) as temporary:
+                with open(temporary, "wb") as handle:
+                    np.save(handle, depth)
+        else:
+            _write_image(depth_path, np.clip(np.round(depth * DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16))
+    position = ", ".join(f"{v:.3g}" for v in cameras.position[0].tolist())
+    counts = f"{len(rendered_scene)} of {len(scene)}" if config.lod else f"{len(scene)}"
+    print(
+        f"wrote {out} ({config.width}x{config.height}, {counts} Gaussians, backend {resolve_backend(config.backend)}, "
+        f"camera at ({position}), {seconds:.2f} s)"
+    )
+    return 0
