@@ -56,6 +56,7 @@ def seed_files() -> dict[str, bytes]:
             "spz_v4": save_scene(small_scene(3), folder / "f.spz"),
             "spz_v3": save_scene(small_scene(1), folder / "g.spz", version=3),
             "spz_v2": save_scene(small_scene(0), folder / "h.spz", version=2),
+            "compressed_ply_ours": save_scene(small_scene(3), folder / "j.compressed.ply"),
         }
         torch.save({"step": 0, "splats": {"means": torch.zeros(3, 3), "scales": torch.zeros(3, 3), "quats": torch.ones(3, 4), "opacities": torch.zeros(3), "sh0": torch.zeros(3, 1, 3)}}, folder / "i.pt")
         files["gsplat_pt"] = folder / "i.pt"

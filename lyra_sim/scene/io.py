@@ -32,6 +32,7 @@ WRITERS: dict[str, tuple[Callable, int, tuple[str, ...]]] = {
     # format: (writer, max SH degree, accepted options)
     "ply": (ply.write_ply, 3, ("encoding", "normals")),
     "lyra_ply": (lambda scene, path, **o: ply.write_ply(scene, path, layout="lyra", **o), 0, ("encoding",)),
+    "compressed_ply": (compressed_ply.write_compressed_ply, 3, ("sort",)),
     "splat": (splat.write_splat, 0, ()),
     "spz": (spz.write_spz, 3, ("version", "keep_frame", "sh1_bits", "sh_rest_bits", "compression_level")),
 }
@@ -124,16 +125,18 @@ def _apply_invalid_policy(scene: GaussianScene, path, invalid: str) -> GaussianS
 
 
 def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, **options: Any) -> Path:
-    """Write ``scene`` atomically; the format comes from ``format`` or the extension.
+    """Write ``scene`` atomically; the format comes from ``format`` or the extension (``.compressed.ply``
+    selects the compressed PLY).
 
     Options by format: ply/lyra_ply ``encoding`` ("binary_little_endian", "binary_big_endian",
-    "ascii"), ply ``normals`` (bool); spz ``version`` (4, 3 or 2), ``keep_frame`` (bool: write
-    the scene as is, without converting it to spz's RUB frame), ``sh1_bits``, ``sh_rest_bits``,
+    "ascii"), ply ``normals`` (bool); compressed_ply ``sort`` (Morton order, default True);
+    spz ``version`` (4, 3 or 2), ``keep_frame`` (bool: write the scene as is, without
+    converting it to spz's RUB frame), ``sh1_bits``, ``sh_rest_bits``,
     ``compression_level``. A scene with more SH than the format stores is truncated with a warning.
     """
     path = Path(path)
     if format is None:
-        format = EXTENSION_FORMATS.get(path.suffix.lower())
+        format = "compressed_ply" if path.name.lower().endswith(".compressed.ply") else EXTENSION_FORMATS.get(path.suffix.lower())
         if format is None or format not in WRITERS:
             raise ValueError(f"cannot tell the format of {path} from its extension; pass format= one of {sorted(WRITERS)}")
     check_choice(format, tuple(WRITERS), "format")

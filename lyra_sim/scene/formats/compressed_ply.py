@@ -1,9 +1,11 @@
-"""PlayCanvas / SuperSplat ``compressed.ply`` reader (FORMATS.md 3).
+"""PlayCanvas / SuperSplat ``compressed.ply``: reader and writer (FORMATS.md 3).
 
 Splats come in chunks of 256 (the last may be shorter) with per-chunk float ranges; each splat
 is four packed uint32 words (position 11-10-11, rotation 2-10-10-10 largest-dropped in w,x,y,z
 order, log-scale 11-10-11, colour RGBA 8-8-8-8) plus optional uint8 SH in [-4, 4].
 Both chunk variants are read: 18 floats (colour range) and the older 12 (absolute colour).
+The writer follows splat-transform: 18-float chunks, splats in 3-D Morton order by default
+(compact chunks keep the 11/10/11-bit positions precise), SH bytes (v/8 + 0.5)*256 truncated.
 """
 
 from __future__ import annotations
@@ -12,8 +14,19 @@ import math
 
 import numpy as np
 
-from lyra_sim.scene.formats._common import alpha_to_logit, channel_major_rest_to_sh, color_to_dc, format_error, scene_from_arrays
-from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, read_ply_elements
+from lyra_sim.scene.formats._common import (
+    alpha_to_logit,
+    channel_major_rest_to_sh,
+    color_to_dc,
+    dc_to_color,
+    format_error,
+    logit_to_alpha,
+    normalized_quaternions,
+    scene_from_arrays,
+    scene_to_arrays,
+    sh_to_channel_major_rest,
+)
+from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, ply_header_text, read_ply_elements
 from lyra_sim.scene.formats.ply import REST_COUNT_TO_DEGREE
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
@@ -109,9 +122,96 @@ def read_compressed_ply(path, data: bytes) -> GaussianScene:
     if rest_count:
         sh_table = tables["sh"]
         rest = np.stack([sh_table[f"f_rest_{i}"] for i in range(rest_count)], axis=-1).astype(np.float32)
-        rest = rest * (8.0 / 255.0) - 4.0  # PlayCanvas engine decoder
+        # splat-transform's decoder: bucket centres, matching the writer's truncation.
+        unit = np.where(rest == 0, 0.0, np.where(rest == 255, 1.0, (rest + 0.5) / 256.0))
+        rest = ((unit - 0.5) * 8.0).astype(np.float32)
         sh[:, 1:] = channel_major_rest_to_sh(rest)
     metadata = SceneMetadata(source=str(path), format="compressed_ply", frame="unknown")
     if chunk_width == 12:
         metadata.notes.append("old compressed PLY variant (12 chunk floats): colours are absolute")
     return scene_from_arrays(means, decode_rotations(words["packed_rotation"]), log_scales, opacity, sh, metadata)
+
+
+# ---------------------------------------------------------------------------------------- writing
+def morton_order(means: np.ndarray) -> np.ndarray:  # [N, 3] -> [N] permutation
+    """Indices sorting points along a 3-D Morton (Z-order) curve of 10 bits per axis."""
+    low, high = means.min(0), means.max(0)
+    cells = ((means - low) / np.maximum(high - low, 1e-12) * 1023).astype(np.uint64)
+    code = np.zeros(len(means), dtype=np.uint64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.argsort(code, kind="stable")
+
+
+def _pack_unorm(t: np.ndarray, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    return np.clip(np.floor(t * top + 0.5), 0, top).astype(np.uint32)
+
+
+def _normalize_in_range(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(v - low) / (high - low) in [0, 1]; 0 where the range is degenerate (splat-transform's guard)."""
+    extent = high - low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(extent < 1e-5, 0.0, (values - low) / np.where(extent < 1e-5, 1.0, extent))
+    return np.clip(t, 0.0, 1.0)
+
+
+def _pack_111011(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:  # [N, 3] -> [N]
+    t = _normalize_in_range(values, low, high)
+    return (_pack_unorm(t[:, 0], 11) << 21) | (_pack_unorm(t[:, 1], 10) << 11) | _pack_unorm(t[:, 2], 11)
+
+
+def encode_rotations(quats: np.ndarray) -> np.ndarray:  # unit [N, 4] (w, x, y, z) -> [N] uint32
+    largest = np.abs(quats).argmax(-1)
+    rows = np.arange(len(quats))
+    signed = quats * np.where(quats[rows, largest] < 0, -1.0, 1.0)[:, None]
+    others = signed[rows[:, None], _OTHER_COMPONENTS[largest]] * math.sqrt(0.5) + 0.5
+    fields = _pack_unorm(others, 10)
+    return (largest.astype(np.uint32) << 30) | (fields[:, 0] << 20) | (fields[:, 1] << 10) | fields[:, 2]
+
+
+def write_compressed_ply(scene: GaussianScene, path, *, sort: bool = True) -> None:
+    """Write ``scene`` as a compressed PLY (18-float chunks); ``sort`` reorders splats in Morton order."""
+    if len(scene) == 0:
+        raise ValueError("a compressed PLY cannot hold an empty scene (it has no chunk to describe)")
+    arrays = scene_to_arrays(scene)
+    n, degree = len(scene), scene.sh_degree
+    order = morton_order(arrays["means"].astype(np.float64)) if sort else np.arange(n)
+    means = arrays["means"][order].astype(np.float64)
+    log_scales = arrays["log_scales"][order].astype(np.float64)
+    colors = dc_to_color(arrays["sh"][order, 0])
+    chunks = math.ceil(n / CHUNK_SIZE)
+    # Pad the last chunk with copies of the last splat: ranges are unchanged, reshape is possible.
+    padded = np.concatenate([np.arange(n), np.full(chunks * CHUNK_SIZE - n, n - 1)])
+    per_chunk = lambda values: values[padded].reshape(chunks, CHUNK_SIZE, -1)  # noqa: E731
+    position_low, position_high = per_chunk(means).min(1), per_chunk(means).max(1)
+    scale_low = np.clip(per_chunk(log_scales).min(1), -20.0, 20.0)
+    scale_high = np.clip(per_chunk(log_scales).max(1), -20.0, 20.0)
+    color_low, color_high = per_chunk(colors).min(1), per_chunk(colors).max(1)
+    chunk_of = np.arange(n) // CHUNK_SIZE
+
+    vertex = np.empty((n, 4), dtype="<u4")
+    vertex[:, 0] = _pack_111011(means, position_low[chunk_of], position_high[chunk_of])
+    vertex[:, 1] = encode_rotations(normalized_quaternions(arrays["quats"][order]))
+    vertex[:, 2] = _pack_111011(log_scales, scale_low[chunk_of], scale_high[chunk_of])
+    rgb = _normalize_in_range(colors, color_low[chunk_of], color_high[chunk_of])
+    alpha = logit_to_alpha(arrays["opacity_logits"][order])
+    vertex[:, 3] = (_pack_unorm(rgb[:, 0], 8) << 24) | (_pack_unorm(rgb[:, 1], 8) << 16) | (_pack_unorm(rgb[:, 2], 8) << 8) | _pack_unorm(alpha, 8)
+
+    chunk_table = np.concatenate([position_low, position_high, scale_low, scale_high, color_low, color_high], axis=1).astype("<f4")
+    elements = [
+        ("chunk", chunks, [("float", name) for name in CHUNK_PROPERTIES]),
+        ("vertex", n, [("uint", name) for name in PACKED_PROPERTIES]),
+    ]
+    sh_bytes = None
+    if degree > 0:
+        rest = sh_to_channel_major_rest(arrays["sh"][order, 1:])
+        sh_bytes = np.clip(np.trunc((rest.astype(np.float64) / 8.0 + 0.5) * 256.0), 0, 255).astype(np.uint8)
+        elements.append(("sh", n, [("uchar", f"f_rest_{i}") for i in range(rest.shape[1])]))
+    with open(path, "wb") as handle:
+        handle.write(ply_header_text("binary_little_endian", elements, ["Generated by lyra-sim"]))
+        chunk_table.tofile(handle)
+        vertex.tofile(handle)
+        if sh_bytes is not None:
+            sh_bytes.tofile(handle)
