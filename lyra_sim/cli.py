@@ -58,7 +58,7 @@ def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
             kwargs["type"] = kind
         if has_default and "default" not in kwargs:
             kwargs["default"] = default
-        if has_default and kwargs["help"] and default not in (None, False):
+        if has_default and kwargs["help"] and default is not None and default is not False:
             kwargs["help"] += f" (default: {default})"
         if meta.get("positional"):
             if has_default:
