@@ -14,12 +14,13 @@ class Config:
     """Convert a splat file between formats (the output format follows OUT's extension or --format).
 
     Readable: INRIA/Lyra .ply, compressed .ply, .splat, .spz (v1-4), gsplat .pt.
-    Writable: .ply (INRIA; Lyra layout with --format lyra_ply), .splat, .spz (v4, or 3/2).
+    Writable: .ply (INRIA; Lyra layout with --format lyra_ply), .compressed.ply, .splat,
+    .spz (v4, or 3/2).
     """
 
     input: str = option(help="source splat file", positional=True)
     output: str = option(help="destination file; its extension picks the format unless --format is given", positional=True)
-    format: Literal["ply", "lyra_ply", "splat", "spz"] | None = option(help="output format (overrides the extension)", default=None)
+    format: Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz"] | None = option(help="output format (overrides the extension)", default=None)
     sh_degree: int | None = option(help="reduce the SH to this degree before writing", default=None, choices=[0, 1, 2, 3])
     keep_spz_frame: bool = option(
         help="do not convert between spz's RUB frame and the PLY frame (y and z negated) when reading or writing .spz",
@@ -31,14 +32,12 @@ class Config:
 
 
 def run(config: Config) -> int:
-    from pathlib import Path
-
-    from lyra_sim.scene.io import EXTENSION_FORMATS, load_scene, save_scene
+    from lyra_sim.scene.io import WRITERS, format_for_extension, load_scene, save_scene
 
     scene = load_scene(config.input, keep_spz_frame=config.keep_spz_frame, invalid="drop" if config.drop_invalid else "error")
     if config.sh_degree is not None:
         scene = scene.with_sh_degree(min(config.sh_degree, scene.sh_degree))
-    target = config.format or EXTENSION_FORMATS.get(Path(config.output).suffix.lower())
+    target = config.format or format_for_extension(config.output)
     options = {}
     if target == "spz":
         options = {"version": config.spz_version, "keep_frame": config.keep_spz_frame}
@@ -50,5 +49,6 @@ def run(config: Config) -> int:
         raise SystemExit(f"lyra-sim convert: {error}") from None
     for note in scene.metadata.notes:
         print(f"note: {note}")
-    print(f"wrote {len(scene)} Gaussians (SH degree {min(scene.sh_degree, 0 if target in ('splat', 'lyra_ply') else 3)}) to {config.output} as {target}")
+    written_degree = min(scene.sh_degree, WRITERS[target][1])
+    print(f"wrote {len(scene)} Gaussians (SH degree {written_degree}) to {config.output} as {target}")
     return 0

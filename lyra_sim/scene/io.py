@@ -124,6 +124,14 @@ def _apply_invalid_policy(scene: GaussianScene, path, invalid: str) -> GaussianS
     return scene
 
 
+def format_for_extension(path) -> str | None:
+    """The format a file name implies (``.compressed.ply`` -> compressed_ply), or None."""
+    path = Path(path)
+    if path.name.lower().endswith(".compressed.ply"):
+        return "compressed_ply"
+    return EXTENSION_FORMATS.get(path.suffix.lower())
+
+
 def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, **options: Any) -> Path:
     """Write ``scene`` atomically; the format comes from ``format`` or the extension (``.compressed.ply``
     selects the compressed PLY).
@@ -136,7 +144,7 @@ def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None,
     """
     path = Path(path)
     if format is None:
-        format = "compressed_ply" if path.name.lower().endswith(".compressed.ply") else EXTENSION_FORMATS.get(path.suffix.lower())
+        format = format_for_extension(path)
         if format is None or format not in WRITERS:
             raise ValueError(f"cannot tell the format of {path} from its extension; pass format= one of {sorted(WRITERS)}")
     check_choice(format, tuple(WRITERS), "format")
