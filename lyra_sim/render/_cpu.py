@@ -207,15 +207,17 @@ def rasterize(
     n_cams = cameras["viewmats"].shape[0]
     _check("viewmats", cameras["viewmats"], (None, 4, 4))
     _check("Ks", cameras["Ks"], (n_cams, 3, 3))
+    if means.dim() != 2 or means.shape[1] != 3:
+        raise ValueError(f"means must have shape [N, 3], got {list(means.shape)}")
     n_gaussians = means.shape[0]
-    _check("means", means.detach().numpy() if means.device.type == "cpu" else np.empty(means.shape), (None, 3))
     for name, tensor, shape in (("quats", quats, (n_gaussians, 4)), ("log_scales", log_scales, (n_gaussians, 3)),
                                 ("opacity_logits", opacity_logits, (n_gaussians,)), ("sh", sh, (n_gaussians, None, 3))):
-        if tuple(tensor.shape) != shape and not (name == "sh" and tensor.dim() == 3 and tensor.shape[0] == n_gaussians and tensor.shape[2] == 3):
-            raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")
+        if tensor.dim() != len(shape) or any(s is not None and s != t for s, t in zip(shape, tensor.shape)):
+            expected = "[" + ", ".join("K" if s is None else str(s) for s in shape) + "]"
+            raise ValueError(f"{name} must have shape {expected}, got {list(tensor.shape)}")
     stored_degree = int(round(sh.shape[1] ** 0.5)) - 1
-    if (stored_degree + 1) ** 2 != sh.shape[1]:
-        raise ValueError(f"sh must hold (degree+1)^2 coefficients per channel, got {sh.shape[1]}")
+    if (stored_degree + 1) ** 2 != sh.shape[1] or stored_degree > 3:
+        raise ValueError(f"sh must hold (degree+1)^2 <= 16 coefficients per channel, got {sh.shape[1]}")
     sh_degree = max(0, min(int(sh_degree), stored_degree))
     background_array = np.zeros((n_cams, 3), np.float32) if background is None else _as_numpy(background).reshape(-1, 3)
     if background_array.shape[0] == 1 and n_cams > 1:

@@ -506,14 +506,14 @@ def job_order(n_jobs):
 @njit(cache=True)
 def _tile_label_slots(packed_label, tile_entries, start, end):
     """The distinct labels of entries [start, end) (sorted), each entry's slot among them, and
-    zeroed per-slot pixel weights [labels, PIXELS]. A separate function: inside a prange body,
+    zeroed per-slot pixel weights [labels, TILE, TILE]. A separate function: inside a prange body,
     numba's parfor passes mis-handle these array expressions."""
     entry_label = np.empty(end - start, np.int32)
     for e in range(start, end):
         entry_label[e - start] = packed_label[tile_entries[e]]
     tile_labels = np.unique(entry_label)
     entry_slot = np.searchsorted(tile_labels, entry_label).astype(np.int32)
-    return tile_labels, entry_slot, np.zeros((tile_labels.shape[0], PIXELS), np.float32)
+    return tile_labels, entry_slot, np.zeros((tile_labels.shape[0], TILE, TILE), np.float32)
 
 
 # --------------------------------------------------------------------------- rasterisation
@@ -540,15 +540,18 @@ def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, widt
         rows = min(TILE, height - y0)
         # transmittance per pixel; a stopped pixel keeps -T (its final value), pixels outside
         # the image are stopped from the start
-        trans = np.empty(PIXELS, np.float32)
-        for p in range(PIXELS):
-            trans[p] = F1 if (p // TILE < rows and p % TILE < cols) else -F1
-        stop = np.full(PIXELS, NO_STOP, np.int32)
-        acc_r = np.zeros(PIXELS, np.float32)
-        acc_g = np.zeros(PIXELS, np.float32)
-        acc_b = np.zeros(PIXELS, np.float32)
-        acc_z = np.zeros(PIXELS, np.float32)
-        median = np.zeros(PIXELS, np.float32)
+        # per-pixel state as [row, lane] arrays: the lane index of the inner loops runs 0..15,
+        # so numba's negative-index wraparound folds away and LLVM vectorises the lane loops
+        trans = np.empty((TILE, TILE), np.float32)
+        for py in range(TILE):
+            for px in range(TILE):
+                trans[py, px] = F1 if (py < rows and px < cols) else -F1
+        stop = np.full((TILE, TILE), NO_STOP, np.int32)
+        acc_r = np.zeros((TILE, TILE), np.float32)
+        acc_g = np.zeros((TILE, TILE), np.float32)
+        acc_b = np.zeros((TILE, TILE), np.float32)
+        acc_z = np.zeros((TILE, TILE), np.float32)
+        median = np.zeros((TILE, TILE), np.float32)
         weights = np.empty(TILE, np.float32)
         before = np.empty(TILE, np.float32)
         start = tile_start[job]
@@ -561,8 +564,9 @@ def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, widt
             local = np.int32(e - start)
             if local % 16 == 0 and local > 0:
                 alive = F0
-                for p in range(PIXELS):
-                    alive = max(alive, trans[p])
+                for py in range(TILE):
+                    for px in range(TILE):
+                        alive = max(alive, trans[py, px])
                 if alive <= F0:
                     used = local
                     break
@@ -582,65 +586,64 @@ def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, widt
                 dy = np.float32(v) + HALF - my
                 lin = cb * dy
                 const = half_c * dy * dy
-                base = (v - y0) * TILE
+                row = v - y0
                 for i in range(TILE):
                     dx = dx0 + np.float32(i)
                     sigma = (half_a * dx + lin) * dx + const
                     alpha = min(MAX_ALPHA, opacity * fast_exp_neg(sigma))
-                    t = trans[base + i]
+                    t = trans[row, i]
                     next_t = t * (F1 - alpha)
                     hit = (sigma <= sigma_max) & (t > F0)
                     blend = hit & (next_t > TRANSMITTANCE_STOP)
                     ends = hit & (next_t <= TRANSMITTANCE_STOP)
                     weights[i] = alpha * t if blend else F0
                     before[i] = t
-                    trans[base + i] = next_t if blend else (-t if ends else t)
-                    stop[base + i] = local if ends else stop[base + i]
+                    trans[row, i] = next_t if blend else (-t if ends else t)
+                    stop[row, i] = local if ends else stop[row, i]
                 if want_rgb:
                     cr = packed[g, REC_R]
                     cg = packed[g, REC_G]
                     cbl = packed[g, REC_B]
                     for i in range(TILE):
-                        acc_r[base + i] += weights[i] * cr
-                        acc_g[base + i] += weights[i] * cg
-                        acc_b[base + i] += weights[i] * cbl
+                        acc_r[row, i] += weights[i] * cr
+                        acc_g[row, i] += weights[i] * cg
+                        acc_b[row, i] += weights[i] * cbl
                 if want_depth:
                     for i in range(TILE):
-                        acc_z[base + i] += weights[i] * z
+                        acc_z[row, i] += weights[i] * z
                 if want_median:
                     for i in range(TILE):
                         crossed = (weights[i] > F0) & (before[i] > MEDIAN_TRANSMITTANCE) & (
                             before[i] - weights[i] <= MEDIAN_TRANSMITTANCE)
-                        median[base + i] = z if crossed else median[base + i]
+                        median[row, i] = z if crossed else median[row, i]
                 if want_instance:
                     slot = entry_slot[local]
                     for i in range(TILE):
-                        label_weights[slot, base + i] += weights[i]
+                        label_weights[slot, row, i] += weights[i]
         tile_end[job] = used
         for py in range(rows):
             for px in range(cols):
-                p = py * TILE + px
-                final_t = abs(trans[p])
+                final_t = abs(trans[py, px])
                 alpha = F1 - final_t
                 v = y0 + py
                 u = x0 + px
                 out_alpha[c, v, u, 0] = alpha
                 out_transmittance[c, v, u] = final_t
-                out_stop[c, v, u] = stop[p]
+                out_stop[c, v, u] = stop[py, px]
                 if want_rgb:
-                    out_rgb[c, v, u, 0] = acc_r[p] + final_t * background[c, 0]
-                    out_rgb[c, v, u, 1] = acc_g[p] + final_t * background[c, 1]
-                    out_rgb[c, v, u, 2] = acc_b[p] + final_t * background[c, 2]
+                    out_rgb[c, v, u, 0] = acc_r[py, px] + final_t * background[c, 0]
+                    out_rgb[c, v, u, 1] = acc_g[py, px] + final_t * background[c, 1]
+                    out_rgb[c, v, u, 2] = acc_b[py, px] + final_t * background[c, 2]
                 if want_depth:
-                    out_depth[c, v, u, 0] = acc_z[p] / alpha if alpha > F0 else F0
+                    out_depth[c, v, u, 0] = acc_z[py, px] / alpha if alpha > F0 else F0
                 if want_median:
-                    out_median[c, v, u, 0] = median[p]
+                    out_median[c, v, u, 0] = median[py, px]
                 if want_instance:
                     label = -1
                     if alpha >= HALF and tile_labels.shape[0] > 0:
                         best = 0
                         for s in range(1, tile_labels.shape[0]):
-                            if label_weights[s, p] > label_weights[best, p]:
+                            if label_weights[s, py, px] > label_weights[best, py, px]:
                                 best = s
                         label = tile_labels[best]
                     out_instance[c, v, u, 0] = label
@@ -672,17 +675,18 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
         y0 = (tile // tiles_x) * TILE
         cols = min(TILE, width - x0)
         rows = min(TILE, height - y0)
-        trans = np.ones(PIXELS, np.float32)
-        stop = np.full(PIXELS, -1, np.int32)  # outside the image: nothing ever blended
-        g_r = np.zeros(PIXELS, np.float32)
-        g_g = np.zeros(PIXELS, np.float32)
-        g_b = np.zeros(PIXELS, np.float32)
-        g_z = np.zeros(PIXELS, np.float32)  # dL/d(Σ w z), the unnormalised depth
+        # per-pixel state as [row, lane] (see rasterize_tiles)
+        trans = np.ones((TILE, TILE), np.float32)
+        stop = np.full((TILE, TILE), -1, np.int32)  # outside the image: nothing ever blended
+        g_r = np.zeros((TILE, TILE), np.float32)
+        g_g = np.zeros((TILE, TILE), np.float32)
+        g_b = np.zeros((TILE, TILE), np.float32)
+        g_z = np.zeros((TILE, TILE), np.float32)  # dL/d(Σ w z), the unnormalised depth
         # dL/dα_i = T_i q_i - suffix / (1 - α_i), suffix = Σ_{j>i} w_j q_j + T_N (g·bg - g_A)
-        suffix = np.zeros(PIXELS, np.float32)
+        suffix = np.zeros((TILE, TILE), np.float32)
         for py in range(rows):
             for px in range(cols):
-                p = py * TILE + px
+                p = (py, px)
                 v = y0 + py
                 u = x0 + px
                 final_t = out_transmittance[c, v, u]
@@ -725,9 +729,9 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
                 dy = np.float32(v) + HALF - my
                 lin = cb * dy
                 const = half_c * dy * dy
-                base = (v - y0) * TILE
+                row = v - y0
                 for i in range(TILE):
-                    p = base + i
+                    p = (row, i)
                     dx = dx0 + np.float32(i)
                     sigma = (half_a * dx + lin) * dx + const
                     gauss = fast_exp_neg(sigma)
@@ -922,8 +926,8 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                 for j in range(3):
                     # dM[i, j] = 2 Σ_k gs[i][k] M[k, j], M[k, j] = r[k, j] s_j
                     g_m = 0.0
-                    for k in range(3):
-                        g_m += gs[i][k] * r[3 * k + j]
+                    for inner in range(3):
+                        g_m += gs[i][inner] * r[3 * inner + j]
                     g_m *= 2.0 * scales[j]
                     g_r[3 * i + j] = g_m * scales[j]
                     g_scale[j] += g_m * r[3 * i + j]
