@@ -1,6 +1,6 @@
 """Gaussian scenes: the ``GaussianScene`` container, file readers and writers, transforms."""
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat, quat_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat, quat_multiply, quat_to_matrix
 from lyra_sim.scene.transforms import rotate_sh, sanitize, similarity_matrix, transform_scene
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "SceneMetadata",
     "quat_to_matrix",
     "matrix_to_quat",
+    "quat_multiply",
     "transform_scene",
     "rotate_sh",
     "similarity_matrix",

@@ -273,6 +273,21 @@ def quat_to_matrix(quats: torch.Tensor) -> torch.Tensor:
     ).reshape(quats.shape[:-1] + (3, 3))
 
 
+def quat_multiply(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:  # [..., 4] x [..., 4] -> [..., 4]
+    """Hamilton product of (w, x, y, z) quaternions: the rotation ``right`` followed by ``left``."""
+    w1, x1, y1, z1 = left.unbind(-1)
+    w2, x2, y2, z2 = right.unbind(-1)
+    return torch.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        dim=-1,
+    )
+
+
 def matrix_to_quat(matrices: torch.Tensor) -> torch.Tensor:
     """Rotation matrices [..., 3, 3] -> unit quaternions (w, x, y, z) [..., 4] with w >= 0."""
     m = matrices

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat
+from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_multiply
 from lyra_sim.scene.sh import sh_basis, sh_degree_from_bases
 
 # How far a rotation matrix may be from orthonormal with det +1 (float32 inputs round-trip).
@@ -117,20 +117,6 @@ def rotate_sh(sh: torch.Tensor, rotation) -> torch.Tensor:  # [N, K, 3] -> [N, K
     return torch.cat(bands, dim=1)
 
 
-def _quat_multiply(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:  # [..., 4] (w,x,y,z)
-    w1, x1, y1, z1 = left.unbind(-1)
-    w2, x2, y2, z2 = right.unbind(-1)
-    return torch.stack(
-        [
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ],
-        dim=-1,
-    )
-
-
 def transform_scene(
     scene: GaussianScene,
     rotation,  # [3, 3] proper rotation
@@ -157,7 +143,7 @@ def transform_scene(
 
     result = scene._replace(
         means=scale * (scene.means @ r.T) + t,
-        quats=_quat_multiply(q_r.expand_as(scene.quats), scene.quats),
+        quats=quat_multiply(q_r.expand_as(scene.quats), scene.quats),
         log_scales=scene.log_scales + math.log(scale),
         sh=rotate_sh(scene.sh, rotation64),
     )

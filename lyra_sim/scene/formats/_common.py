@@ -7,8 +7,10 @@ reader loops over Gaussians in Python. This module may import numpy, torch and
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,29 +29,29 @@ def format_error(path, message: str) -> SceneFormatError:
     return SceneFormatError(f"{path}: {message}")
 
 
-def read_file_bytes(path) -> bytes:
-    """The whole file; a missing or unreadable file is a ``SceneFormatError`` naming it."""
+@contextlib.contextmanager
+def _reading(path) -> Iterator[None]:
+    """Turn the OS errors of opening a splat file into ``SceneFormatError`` naming it."""
     try:
-        return Path(path).read_bytes()
+        yield
     except FileNotFoundError:
         raise format_error(path, "no such file") from None
     except IsADirectoryError:
         raise format_error(path, "is a directory, not a splat file") from None
     except OSError as error:
         raise format_error(path, f"cannot read ({error.strerror or error})") from None
+
+
+def read_file_bytes(path) -> bytes:
+    """The whole file; a missing or unreadable file is a ``SceneFormatError`` naming it."""
+    with _reading(path):
+        return Path(path).read_bytes()
 
 
 def read_file_head(path, size: int) -> bytes:
     """The first ``size`` bytes of the file (fewer if it is shorter)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except FileNotFoundError:
-        raise format_error(path, "no such file") from None
-    except IsADirectoryError:
-        raise format_error(path, "is a directory, not a splat file") from None
-    except OSError as error:
-        raise format_error(path, f"cannot read ({error.strerror or error})") from None
+    with _reading(path), open(path, "rb") as handle:
+        return handle.read(size)
 
 
 def file_size(path) -> int:
@@ -88,6 +90,23 @@ def normalized_quaternions(quats: np.ndarray) -> np.ndarray:  # [N, 4] -> [N, 4]
     identity = np.zeros_like(quats)
     identity[:, 0] = 1.0
     return np.where(norms > 1e-12, quats / np.maximum(norms, 1e-12), identity)
+
+
+# For each index of a dropped (largest) quaternion component, the other three in increasing order.
+OTHER_COMPONENTS = np.array([[j for j in range(4) if j != i] for i in range(4)])
+
+
+def assemble_largest_dropped(largest: np.ndarray, others: np.ndarray) -> np.ndarray:  # [N], [N, 3] -> [N, 4]
+    """Rebuild quaternions stored as 'largest component dropped' (compressed PLY, spz v3+).
+
+    ``others`` fill the three remaining slots in increasing index order; the dropped one is
+    sqrt(1 - |others|^2) (clamped at 0 for corrupt data).
+    """
+    quats = np.empty((len(largest), 4))
+    rows = np.arange(len(largest))
+    quats[rows[:, None], OTHER_COMPONENTS[largest]] = others
+    quats[rows, largest] = np.sqrt(np.maximum(0.0, 1.0 - (others * others).sum(-1)))
+    return quats
 
 
 def channel_major_rest_to_sh(rest: np.ndarray) -> np.ndarray:  # [N, 3*K] -> [N, K, 3]

@@ -15,7 +15,9 @@ import math
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
+    OTHER_COMPONENTS,
     alpha_to_logit,
+    assemble_largest_dropped,
     channel_major_rest_to_sh,
     color_to_dc,
     dc_to_color,
@@ -83,18 +85,10 @@ def _lerp(low: np.ndarray, high: np.ndarray, t: np.ndarray) -> np.ndarray:
     return low * (1.0 - t) + high * t
 
 
-# For each index of the largest component, the other three (rot_0..rot_3 order) increasing.
-_OTHER_COMPONENTS = np.array([[j for j in range(4) if j != i] for i in range(4)])
-
-
 def decode_rotations(words: np.ndarray) -> np.ndarray:  # [N] uint32 -> [N, 4] (w, x, y, z)
     largest = (words >> 30).astype(np.int64)
     values = (np.stack([_unpack_unorm(words, 20, 10), _unpack_unorm(words, 10, 10), _unpack_unorm(words, 0, 10)], -1) - 0.5) * math.sqrt(2.0)
-    quats = np.empty((len(words), 4))
-    rows = np.arange(len(words))
-    quats[rows[:, None], _OTHER_COMPONENTS[largest]] = values
-    quats[rows, largest] = np.sqrt(np.maximum(0.0, 1.0 - (values * values).sum(-1)))
-    return quats
+    return assemble_largest_dropped(largest, values)
 
 
 def read_compressed_ply(path, data: bytes) -> GaussianScene:
@@ -166,7 +160,7 @@ def encode_rotations(quats: np.ndarray) -> np.ndarray:  # unit [N, 4] (w, x, y, 
     largest = np.abs(quats).argmax(-1)
     rows = np.arange(len(quats))
     signed = quats * np.where(quats[rows, largest] < 0, -1.0, 1.0)[:, None]
-    others = signed[rows[:, None], _OTHER_COMPONENTS[largest]] * math.sqrt(0.5) + 0.5
+    others = signed[rows[:, None], OTHER_COMPONENTS[largest]] * math.sqrt(0.5) + 0.5
     fields = _pack_unorm(others, 10)
     return (largest.astype(np.uint32) << 30) | (fields[:, 0] << 20) | (fields[:, 1] << 10) | fields[:, 2]
 

@@ -20,7 +20,9 @@ import zlib
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
+    OTHER_COMPONENTS,
     alpha_to_logit,
+    assemble_largest_dropped,
     format_error,
     logit_to_alpha,
     normalized_quaternions,
@@ -234,21 +236,12 @@ def _decode_first_three(raw: np.ndarray) -> np.ndarray:  # [N, 3] bytes -> xyzw 
     return np.concatenate([xyz, w[:, None]], axis=-1)
 
 
-# For each index of the largest component, the other three indices in increasing order.
-_OTHER_COMPONENTS = np.array([[j for j in range(4) if j != i] for i in range(4)])
-
-
 def _decode_smallest_three(words: np.ndarray) -> np.ndarray:  # [N] uint32 -> xyzw [N, 4]
     words = words.astype(np.uint32)
     largest = (words >> 30).astype(np.int64)
     fields = np.stack([(words >> 20) & 1023, (words >> 10) & 1023, words & 1023], axis=-1)  # bit order
     values = SQRT_HALF * (fields & 511) / 511.0
-    values = np.where(fields >> 9, -values, values)
-    out = np.empty((len(words), 4))
-    rows = np.arange(len(words))[:, None]
-    out[rows, _OTHER_COMPONENTS[largest]] = values
-    out[rows[:, 0], largest] = np.sqrt(np.maximum(0.0, 1.0 - (values * values).sum(-1)))
-    return out
+    return assemble_largest_dropped(largest, np.where(fields >> 9, -values, values))
 
 
 def flip_rdf_rub(means: np.ndarray, quats: np.ndarray, sh: np.ndarray):
@@ -288,7 +281,7 @@ def encode_smallest_three(xyzw: np.ndarray) -> np.ndarray:  # unit [N, 4] -> [N]
     largest = np.abs(xyzw).argmax(-1)  # first index wins ties
     rows = np.arange(len(xyzw))
     negate = xyzw[rows, largest] < 0
-    others = xyzw[rows[:, None], _OTHER_COMPONENTS[largest]]  # [N, 3] in increasing index order
+    others = xyzw[rows[:, None], OTHER_COMPONENTS[largest]]  # [N, 3] in increasing index order
     magnitude = np.minimum(np.floor(511.0 * np.abs(others) / SQRT_HALF + 0.5), 511).astype(np.uint32)
     sign = ((others < 0) ^ negate[:, None]).astype(np.uint32)
     fields = (sign << 9) | magnitude
