@@ -37,6 +37,8 @@ class LyraSimVectorEnv(VectorEnv):
         max_episode_steps: truncate episodes after this many steps (the registered value when
             made with ``gymnasium.make_vec``); None for no limit.
         render_mode: passed to every sub-env; ``render()`` returns a tuple of their frames.
+        batch_render: True renders all cameras in one call; False renders env by env (the
+            baseline the benchmark compares against).
         **env_kwargs: passed to every sub-env.
 
     Observations, rewards, terminations and truncations are batched along the first axis; infos
@@ -50,6 +52,7 @@ class LyraSimVectorEnv(VectorEnv):
         *,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        batch_render: bool = True,
         **env_kwargs,
     ) -> None:
         if num_envs < 1:
@@ -67,7 +70,7 @@ class LyraSimVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
-        self._batched = first.renderer == "splat"
+        self._batched = batch_render and first.renderer == "splat"
         if self._batched:
             self._build_batch_buffer()
 
@@ -98,10 +101,10 @@ class LyraSimVectorEnv(VectorEnv):
                 buffer[target] = source[k][dynamic]
             self._buffers[0][target] += self.offsets[i]
 
-    def _render_all(self) -> dict[str, torch.Tensor] | None:
-        """One batched render of every env's observation camera (None when envs use TinyRenderer)."""
+    def _render_all(self) -> list[tuple[dict[str, torch.Tensor] | None, int]]:
+        """(render, index) per env: one batched render of every camera, or each env's own."""
         if not self._batched:
-            return None
+            return [(env._render_observation(), 0) for env in self.envs]
         from lyra_sim.render.api import render
 
         self._sync_batch_buffer()
@@ -115,9 +118,10 @@ class LyraSimVectorEnv(VectorEnv):
         first = self.envs[0]
         modes = first.splat_modes()
         scene = GaussianScene(*self._tensors, metadata=self._metadata)
-        return render(scene, Camera.stack(cameras), modes=modes, backend=first.render_backend,
-                      background=first.background_color, sh_degree=first.sh_degree,
-                      labels=self._labels if "instance" in modes else None)
+        rendered = render(scene, Camera.stack(cameras), modes=modes, backend=first.render_backend,
+                          background=first.background_color, sh_degree=first.sh_degree,
+                          labels=self._labels if "instance" in modes else None)
+        return [(rendered, i) for i in range(self.num_envs)]
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
@@ -134,7 +138,7 @@ class LyraSimVectorEnv(VectorEnv):
         rendered = self._render_all()
         observations, infos = [], {}
         for i, env in enumerate(self.envs):
-            observation, info = env._finish_reset(rendered, i)
+            observation, info = env._finish_reset(*rendered[i])
             observations.append(observation)
             infos = self._add_info(infos, info, i)
         self._autoreset[:] = False
@@ -157,9 +161,9 @@ class LyraSimVectorEnv(VectorEnv):
         truncations = np.zeros(self.num_envs, dtype=bool)
         for i, env in enumerate(self.envs):
             if resetting[i]:
-                observation, info = env._finish_reset(rendered, i)
+                observation, info = env._finish_reset(*rendered[i])
             else:
-                observation, rewards[i], terminations[i], _, info = env._finish_step(rendered, i)
+                observation, rewards[i], terminations[i], _, info = env._finish_step(*rendered[i])
                 truncations[i] = self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps
             observations.append(observation)
             infos = self._add_info(infos, info, i)

@@ -41,6 +41,10 @@ def build_default_bundle(kind: str, out_root: Path, *, seed: int = 0, gaussians:
         voxel_size=settings["voxel_size"],
         collision_face_budget=settings["collision_faces"],
         visual_face_budget=settings["visual_faces"],
+        image_size=128,
+        object_resolution=32,
+        convex_threshold=0.1,
+        max_hulls=6,
         preview_size=320,
         seed=seed,
     )

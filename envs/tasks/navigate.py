@@ -18,6 +18,7 @@ from gymnasium import spaces
 from lyra_sim.envs import constants as C
 from lyra_sim.envs.base import CameraMount, LyraSimEnv, yaw_of
 from lyra_sim.errors import BundleError
+from lyra_sim.render.camera import Camera
 
 
 @dataclass
@@ -227,6 +228,16 @@ class NavigateEnv(LyraSimEnv):
 
     def _default_camera(self) -> CameraMount:
         return CameraMount(position=C.NAVIGATE_CAMERA_POSITION, target=C.NAVIGATE_CAMERA_TARGET, link="base", fov_deg=C.NAVIGATE_CAMERA_FOV)
+
+    def _third_person_camera(self) -> Camera:
+        """A chase camera: behind and above the robot, looking past it."""
+        position, orientation = pybullet.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client_id)
+        yaw = yaw_of(orientation)
+        forward = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        base = np.array([position[0], position[1], self.floor_height])
+        eye = base - 1.1 * forward + np.array([0.0, 0.0, 0.9])
+        return Camera.look_at(eye, base + 0.6 * forward, fov_deg=70.0, width=self.render_width, height=self.render_height,
+                              near=C.CAMERA_NEAR, far=max(4.0, 2.0 * self.scene_diagonal))
 
     def _make_action_space(self) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)

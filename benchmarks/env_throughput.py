@@ -1,0 +1,128 @@
+"""Steps per second of LyraSim/Navigate-v0 at 64x64 RGB-D: one env and an 8-env vector,
+splat observations (robot as link splats, or as a TinyRenderer depth composite) against
+TinyRenderer-only observations, all in one run.
+
+    python benchmarks/env_throughput.py                 # default sizes
+    python benchmarks/env_throughput.py --steps 100 --num-envs 8
+
+Prints a table and writes ``benchmarks/results/env_throughput.json``. The target on 2 cores is
+>= 200 aggregated steps/s for the 8-env vector (our goal is 1000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+RESULTS = Path(__file__).resolve().parent / "results" / "env_throughput.json"
+
+# name, vector?, env options
+CONFIGS = [
+    ("single / splat obs, robot as splats", False, {}),
+    ("single / splat obs, robot as TinyRenderer composite", False, {"robot_appearance": "mesh"}),
+    ("single / TinyRenderer-only obs (baseline)", False, {"renderer": "tinyrenderer"}),
+    ("vector / splat obs, robot as splats, one batched render", True, {}),
+    ("vector / splat obs, robot as splats, one render per env", True, {"batch_render": False}),
+    ("vector / splat obs, robot as TinyRenderer composite", True, {"robot_appearance": "mesh"}),
+    ("vector / TinyRenderer-only obs (baseline)", True, {"renderer": "tinyrenderer"}),
+]
+
+
+def measure(vector: bool, options: dict, *, num_envs: int, steps: int, warmup: int, size: int, seed: int = 0) -> dict:
+    """Aggregated env steps per second of random-action Navigate rollouts (autoreset included)."""
+    from lyra_sim.envs.tasks.navigate import NavigateEnv
+    from lyra_sim.envs.vector import LyraSimVectorEnv
+
+    common = {"width": size, "height": size, "observation_modes": ("rgb", "depth"), **options}
+    if vector:
+        env = LyraSimVectorEnv(NavigateEnv, num_envs, max_episode_steps=200, **common)
+    else:
+        import gymnasium
+
+        single_options = {k: v for k, v in common.items() if k != "batch_render"}
+        env = gymnasium.wrappers.TimeLimit(NavigateEnv(**single_options), 200)
+    rng = np.random.default_rng(seed)
+    try:
+        env.reset(seed=seed)
+        space = env.action_space
+        done = False
+        for _ in range(warmup):
+            action = rng.uniform(-1, 1, size=space.shape).astype(np.float32)
+            if vector:
+                env.step(action)
+            else:
+                if done:
+                    env.reset()
+                *_, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+        start = time.perf_counter()
+        for _ in tqdm(range(steps), desc="vector" if vector else "single", leave=False, unit="step"):
+            action = rng.uniform(-1, 1, size=space.shape).astype(np.float32)
+            if vector:
+                env.step(action)
+            else:
+                if done:
+                    env.reset()
+                *_, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+        elapsed = time.perf_counter() - start
+    finally:
+        env.close()
+    env_steps = steps * (num_envs if vector else 1)
+    return {"env_steps": env_steps, "seconds": elapsed, "steps_per_second": env_steps / elapsed,
+            "ms_per_call": 1e3 * elapsed / steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=150, help="timed step() calls per configuration")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    # Compile the renderer's kernels before timing anything.
+    measure(False, {}, num_envs=1, steps=1, warmup=2, size=args.size)
+    rows = []
+    for name, vector, options in CONFIGS:
+        result = measure(vector, options, num_envs=args.num_envs, steps=args.steps if not vector else max(10, args.steps // 4),
+                         warmup=args.warmup, size=args.size)
+        rows.append({"config": name, "vector": vector, "num_envs": args.num_envs if vector else 1, "options": options, **result})
+        print(f"{name:60s} {result['steps_per_second']:8.1f} steps/s  ({result['ms_per_call']:.1f} ms per step call)", flush=True)
+
+    baseline_single = next(r for r in rows if r["config"].startswith("single / TinyRenderer"))["steps_per_second"]
+    baseline_vector = next(r for r in rows if r["config"].startswith("vector / TinyRenderer"))["steps_per_second"]
+    print()
+    print(f"{'configuration':60s} {'steps/s':>9s} {'vs TinyRenderer':>16s}")
+    for row in rows:
+        baseline = baseline_vector if row["vector"] else baseline_single
+        print(f"{row['config']:60s} {row['steps_per_second']:9.1f} {row['steps_per_second'] / baseline:15.2f}x")
+    target = next(r for r in rows if r["config"].startswith("vector / splat obs, robot as splats, one batched"))
+    print(f"\n8-env vector, splat obs: {target['steps_per_second']:.0f} aggregated steps/s (target >= 200, goal 1000)")
+
+    payload = {
+        "benchmark": "env_throughput",
+        "env": "LyraSim/Navigate-v0",
+        "observation": f"{args.size}x{args.size} RGB-D",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from lyra_sim.io_utils import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
