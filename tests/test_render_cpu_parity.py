@@ -52,12 +52,11 @@ def assert_parity(ours: dict, ref: dict, modes=ALL_MODES) -> None:
         assert float(stable.float().mean()) > 0.3
 
 
-@pytest.mark.parametrize("camera_count", [1, 2, 4])
-@pytest.mark.parametrize("sh_degree", [0, 3])
+@pytest.mark.parametrize("camera_count, sh_degree", [(1, 0), (2, 3), (4, 2), (4, 1)])
 def test_cpu_matches_reference_on_random_scenes(camera_count, sh_degree):
-    n = 2000
+    n = 1500
     scene = random_scene(n, seed=camera_count * 10 + sh_degree, sh_degree=sh_degree)
-    cams = random_cameras(camera_count, seed=camera_count * 10 + sh_degree, width=48, height=36)
+    cams = random_cameras(camera_count, seed=camera_count * 10 + sh_degree, width=40, height=30)
     labels = random_labels(n, count=5, seed=camera_count)
     background = torch.rand(camera_count, 3, generator=torch.Generator().manual_seed(camera_count))
     ours = render(scene, cams, modes=ALL_MODES, backend="cpu", labels=labels, background=background)
@@ -69,10 +68,10 @@ def test_cpu_matches_reference_on_random_scenes(camera_count, sh_degree):
 
 
 def test_cpu_handles_mode_subsets_and_radius_clip():
-    scene = random_scene(1500, seed=40, sh_degree=1)
-    cams = random_cameras(2, seed=40, width=40, height=24)
+    scene = random_scene(800, seed=40, sh_degree=1)
+    cams = random_cameras(2, seed=40, width=32, height=24)
     for modes in (("alpha",), ("depth",), ("median_depth", "rgb"), ("instance",)):
-        labels = random_labels(1500, seed=40) if "instance" in modes else None
+        labels = random_labels(800, seed=40) if "instance" in modes else None
         ours = render(scene, cams, modes=modes, backend="cpu", labels=labels)
         ref = render(scene, cams, modes=modes + ("alpha",), backend="reference", labels=labels)  # alpha: for the edge mask
         assert set(ours) == set(modes)

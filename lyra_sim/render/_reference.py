@@ -106,8 +106,9 @@ def _composite_block(
     if mean2d.shape[0] == 0:
         empty = mean2d.new_zeros(pixel_centres.shape[0], 0)
         return empty, empty
-    delta = mean2d.unsqueeze(0) - pixel_centres.unsqueeze(1)  # [P, M, 2]
-    sigma = 0.5 * torch.einsum("pmi,mij,pmj->pm", delta, conic, delta)
+    dx = mean2d[:, 0] - pixel_centres[:, :1]  # [P, M]
+    dy = mean2d[:, 1] - pixel_centres[:, 1:]
+    sigma = 0.5 * (conic[:, 0, 0] * dx * dx + conic[:, 1, 1] * dy * dy) + conic[:, 0, 1] * dx * dy  # ½ dᵀ Σ⁻¹ d
     alpha = torch.clamp_max(opacity * torch.exp(-sigma), MAX_ALPHA)
     alpha = torch.where(alpha >= ALPHA_THRESHOLD, alpha, torch.zeros_like(alpha))
     transmittance_after = torch.cumprod(1.0 - alpha, dim=1)
