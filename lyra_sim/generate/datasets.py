@@ -146,8 +146,9 @@ def _resolve_image(path: Path) -> Path:
     raise DatasetError(f"image {path} not found")
 
 
-def read_image(path: Path, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:  # [H, W, 3] uint8
-    """An RGB image; images with alpha are composited over ``background``."""
+def read_image(path: Path, background: tuple[float, float, float] = (1.0, 1.0, 1.0), alpha_found: list | None = None) -> np.ndarray:  # [H, W, 3] uint8
+    """An RGB image; images with alpha are composited over ``background`` (and ``alpha_found``,
+    when given, gets the path appended)."""
     from PIL import Image
 
     try:
@@ -156,6 +157,8 @@ def read_image(path: Path, background: tuple[float, float, float] = (1.0, 1.0, 1
     except (OSError, ValueError) as error:
         raise DatasetError(f"cannot read image {path}: {error}") from None
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        if alpha_found is not None:
+            alpha_found.append(path)
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         rgb = rgba[..., :3] * rgba[..., 3:] + np.asarray(background, dtype=np.float32) * (1.0 - rgba[..., 3:])
         return (rgb * 255.0 + 0.5).astype(np.uint8)
@@ -254,9 +257,10 @@ def _assemble(
         raise DatasetError(f"{source}: the dataset has no views")
     images, depths, Ks = [], [], []
     target: tuple[int, int] | None = None
-    notes = []
+    notes: list[str] = []
+    alpha_found: list[Path] = []
     for view in tqdm(views, desc=f"loading {format_name}", unit="image", disable=not progress or len(views) < 16):
-        image = read_image(view.image_path, background)
+        image = read_image(view.image_path, background, alpha_found)
         height, width = image.shape[:2]
         K = view.K.astype(np.float64).copy()
         depth = None
@@ -298,7 +302,9 @@ def _assemble(
         points=points,
         point_colors=point_colors,
         split=[v.split for v in views],
-        metadata={"source": str(source), "format": format_name, "background": list(background), "notes": notes},
+        # A background colour only means something when transparent pixels were composited over it.
+        metadata={"source": str(source), "format": format_name, "notes": notes,
+                  **({"background": list(background)} if alpha_found else {})},
     )
 
 
