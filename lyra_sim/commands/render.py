@@ -65,7 +65,7 @@ def _triple(values, name: str) -> torch.Tensor | None:
 
 def default_camera(scene, config: Config):
     """The camera the command renders from (see ``Config``'s docstring for the rules)."""
-    from lyra_sim.render.camera import Camera, intrinsics_from_fov
+    from lyra_sim.render.camera import Camera, horizontal_basis, intrinsics_from_fov
 
     eye, target, up = _triple(config.eye, "eye"), _triple(config.target, "target"), _triple(config.up, "up")
     frame = scene.metadata.frame
@@ -94,13 +94,7 @@ def default_camera(scene, config: Config):
         azimuth = math.radians(45.0 if config.orbit_angle is None else config.orbit_angle)
         elevation = math.radians(30.0 if config.elevation is None else config.elevation)
         up_unit = up / up.norm()
-        # Horizontal axes perpendicular to up; for +Z up they are +X and +Y.
-        helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-        if abs(float(up_unit @ helper)) > 0.9:
-            helper = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-        axis_a = helper - (helper @ up_unit) * up_unit
-        axis_a = axis_a / axis_a.norm()
-        axis_b = torch.linalg.cross(up_unit, axis_a)
+        axis_a, axis_b = horizontal_basis(up_unit)  # for +Z up: +X and +Y
         half_fov = math.radians(min(config.fov, config.fov * config.width / config.height) / 2)
         distance = config.distance if config.distance is not None else 1.1 * radius / math.sin(half_fov)
         direction = math.cos(elevation) * (math.cos(azimuth) * axis_a + math.sin(azimuth) * axis_b) + math.sin(elevation) * up_unit

@@ -11,5 +11,15 @@ from __future__ import annotations
 
 from lyra_sim.render.api import render, resolve_backend
 from lyra_sim.render.camera import Camera, intrinsics_from_fov, orbit_cameras, path_cameras
+from lyra_sim.render.lod import decimate_for_resolution, measure_decimation
 
-__all__ = ["Camera", "render", "resolve_backend", "intrinsics_from_fov", "orbit_cameras", "path_cameras"]
+__all__ = [
+    "Camera",
+    "render",
+    "resolve_backend",
+    "intrinsics_from_fov",
+    "orbit_cameras",
+    "path_cameras",
+    "decimate_for_resolution",
+    "measure_decimation",
+]

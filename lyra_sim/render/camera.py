@@ -264,10 +264,17 @@ class Camera:
 
 
 # --------------------------------------------------------------------- trajectories
-def _perpendicular_basis(up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two unit vectors spanning the plane perpendicular to unit ``up`` [3] (right-handed with it)."""
-    helper = torch.eye(3, dtype=up.dtype)[int(up.abs().argmin())]
-    first = torch.linalg.cross(helper, up)
+def horizontal_basis(up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # [3] -> [3], [3]
+    """Two unit vectors spanning the plane perpendicular to ``up``, right-handed with it.
+
+    The first is world +X made perpendicular to ``up`` (+Y when ``up`` is close to X), so for
+    ``up`` = +Z the basis is exactly (+X, +Y): azimuth 0 lies on the +X side.
+    """
+    up = up / up.norm().clamp_min(1e-12)
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=up.dtype)
+    if abs(float(up @ helper)) > 0.9:
+        helper = torch.tensor([0.0, 1.0, 0.0], dtype=up.dtype)
+    first = helper - (helper @ up) * up
     first = first / first.norm()
     return first, torch.linalg.cross(up, first)
 
@@ -307,10 +314,7 @@ def orbit_cameras(
         angles = torch.deg2rad(start_deg + torch.arange(n, dtype=torch.float64) * (360.0 / n))
     else:
         angles = torch.deg2rad(torch.linspace(start_deg, end_deg, n, dtype=torch.float64))
-    if abs(up[2] - 1.0) < 1e-12:
-        axis_a, axis_b = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    else:
-        axis_a, axis_b = _perpendicular_basis(up)
+    axis_a, axis_b = horizontal_basis(up)
     eyes = center + radius * (torch.cos(angles)[:, None] * axis_a + torch.sin(angles)[:, None] * axis_b) + height * up
     return Camera.look_at(eyes, center.expand(n, 3), up, fov_deg, width, image_height, near, far)
 
