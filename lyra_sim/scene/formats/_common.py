@@ -64,6 +64,15 @@ def alpha_to_logit(alpha: np.ndarray) -> np.ndarray:
     return np.log(alpha / (1.0 - alpha)).astype(np.float32)
 
 
+def byte_table(decode) -> np.ndarray:  # [256] float32
+    """A lookup table of ``decode`` over every byte value: decoding N bytes becomes one gather."""
+    return np.asarray(decode(np.arange(256, dtype=np.float64)), dtype=np.float32)
+
+
+# Opacity byte (alpha * 255) -> logit, shared by .splat, .spz and compressed PLY.
+ALPHA_BYTE_TO_LOGIT = byte_table(lambda b: alpha_to_logit(b / 255.0))
+
+
 def logit_to_alpha(logit: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float64)
 

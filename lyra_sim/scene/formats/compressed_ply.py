@@ -15,9 +15,10 @@ import math
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
+    ALPHA_BYTE_TO_LOGIT,
     OTHER_COMPONENTS,
-    alpha_to_logit,
     assemble_largest_dropped,
+    byte_table,
     channel_major_rest_to_sh,
     color_to_dc,
     dc_to_color,
@@ -28,7 +29,7 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     sh_to_channel_major_rest,
 )
-from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, parse_ply_header, ply_header_text, read_ply_elements
 from lyra_sim.scene.formats.ply import REST_COUNT_TO_DEGREE
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
@@ -73,8 +74,8 @@ def _check_layout(header: PlyHeader, path) -> tuple[int, int]:
     return len(names), rest
 
 
-def _unpack_unorm(words: np.ndarray, shift: int, bits: int) -> np.ndarray:
-    return ((words >> shift) & ((1 << bits) - 1)) / float((1 << bits) - 1)
+def _unpack_unorm(words: np.ndarray, shift: int, bits: int) -> np.ndarray:  # float32 in [0, 1]
+    return ((words >> shift) & ((1 << bits) - 1)).astype(np.float32) / np.float32((1 << bits) - 1)
 
 
 def _unpack_111011(words: np.ndarray) -> np.ndarray:  # [N] -> [N, 3] in [0, 1]
@@ -91,39 +92,37 @@ def decode_rotations(words: np.ndarray) -> np.ndarray:  # [N] uint32 -> [N, 4] (
     return assemble_largest_dropped(largest, values)
 
 
+# SH byte -> value, splat-transform's decoder (bucket centres, matching the writer's truncation).
+SH_BYTE_TO_VALUE = byte_table(lambda b: (np.where(b == 0, 0.0, np.where(b == 255, 1.0, (b + 0.5) / 256.0)) - 0.5) * 8.0)
+
+
 def read_compressed_ply(path, data: bytes) -> GaussianScene:
     """Decode a compressed PLY held in ``data``."""
     header = parse_ply_header(data, path)
     chunk_width, rest_count = _check_layout(header, path)
     tables = read_ply_elements(data, header, path, {"chunk", "vertex", "sh"} if rest_count else {"chunk", "vertex"})
-    chunk_table, vertex_table = tables["chunk"], tables["vertex"]
-    n = len(vertex_table)
-    chunks = np.stack([chunk_table[name] for name in CHUNK_PROPERTIES[:chunk_width]], axis=-1).astype(np.float64)
-    per_splat = chunks[np.arange(n) // CHUNK_SIZE]  # splat i belongs to chunk floor(i / 256)
+    chunks = element_matrix(tables["chunk"]).astype(np.float32)  # [C, 12 or 18]
+    words = element_matrix(tables["vertex"]).astype(np.uint32)  # [N, 4]: position, rotation, scale, colour
+    n = len(words)
+    chunk_of = np.arange(n) // CHUNK_SIZE  # splat i belongs to chunk floor(i / 256)
+    in_range = lambda low, high, t: _lerp(chunks[chunk_of, low : low + 3], chunks[chunk_of, high : high + 3], t)  # noqa: E731
 
-    words = {name: vertex_table[name].astype(np.uint32) for name in PACKED_PROPERTIES}
-    means = _lerp(per_splat[:, 0:3], per_splat[:, 3:6], _unpack_111011(words["packed_position"]))
-    log_scales = _lerp(per_splat[:, 6:9], per_splat[:, 9:12], _unpack_111011(words["packed_scale"]))
-    color_words = words["packed_color"]
-    rgb = np.stack([_unpack_unorm(color_words, shift, 8) for shift in (24, 16, 8)], axis=-1)
+    means = in_range(0, 3, _unpack_111011(words[:, 0]))
+    log_scales = in_range(6, 9, _unpack_111011(words[:, 2]))
+    rgb = np.stack([_unpack_unorm(words[:, 3], shift, 8) for shift in (24, 16, 8)], axis=-1)
     if chunk_width == 18:
-        rgb = _lerp(per_splat[:, 12:15], per_splat[:, 15:18], rgb)
-    opacity = alpha_to_logit(_unpack_unorm(color_words, 0, 8))
+        rgb = in_range(12, 15, rgb)
+    opacity = ALPHA_BYTE_TO_LOGIT[words[:, 3] & 255]
 
     degree = REST_COUNT_TO_DEGREE[rest_count]
-    sh = np.zeros((n, (degree + 1) ** 2, 3), dtype=np.float32)
+    sh = np.empty((n, (degree + 1) ** 2, 3), dtype=np.float32)
     sh[:, 0] = color_to_dc(rgb)
     if rest_count:
-        sh_table = tables["sh"]
-        rest = np.stack([sh_table[f"f_rest_{i}"] for i in range(rest_count)], axis=-1).astype(np.float32)
-        # splat-transform's decoder: bucket centres, matching the writer's truncation.
-        unit = np.where(rest == 0, 0.0, np.where(rest == 255, 1.0, (rest + 0.5) / 256.0))
-        rest = ((unit - 0.5) * 8.0).astype(np.float32)
-        sh[:, 1:] = channel_major_rest_to_sh(rest)
+        sh[:, 1:] = channel_major_rest_to_sh(SH_BYTE_TO_VALUE[element_matrix(tables["sh"])])
     metadata = SceneMetadata(source=str(path), format="compressed_ply", frame="unknown")
     if chunk_width == 12:
         metadata.notes.append("old compressed PLY variant (12 chunk floats): colours are absolute")
-    return scene_from_arrays(means, decode_rotations(words["packed_rotation"]), log_scales, opacity, sh, metadata)
+    return scene_from_arrays(means, decode_rotations(words[:, 1]), log_scales, opacity, sh, metadata)
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -22,7 +22,7 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     sh_to_channel_major_rest,
 )
-from lyra_sim.scene.formats.ply_container import PlyHeader, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, parse_ply_header, ply_header_text, read_ply_elements
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.sh import num_sh_bases
 from lyra_sim.typed import CoordinateFrame, PlyEncoding, check_choice
@@ -110,9 +110,8 @@ def _column_reader(table: np.ndarray):
     When every property has one type (the usual all-float file), the table is viewed as a plain
     [N, P] matrix and columns are gathered in one pass instead of one strided pass per name.
     """
-    field_types = {table.dtype[name] for name in table.dtype.names}
-    if len(field_types) == 1 and len(table):
-        matrix = table.view(field_types.pop()).reshape(len(table), len(table.dtype.names))
+    matrix = element_matrix(table)
+    if matrix is not None and len(table):
         index = {name: i for i, name in enumerate(table.dtype.names)}
 
         def gather(names: list[str]) -> np.ndarray:

@@ -185,6 +185,16 @@ def _read_ascii_elements(data: bytes, header: PlyHeader, path, wanted: set[str])
     return tables
 
 
+def element_matrix(table: np.ndarray) -> np.ndarray | None:
+    """A structured table whose fields share one type, viewed as a plain [N, fields] array (no copy).
+
+    None when the field types differ.
+    """
+    if len({table.dtype[name] for name in table.dtype.names}) != 1:
+        return None
+    return table.view(table.dtype[0]).reshape(len(table), len(table.dtype.names))
+
+
 def ply_header_text(encoding: str, elements: list[tuple[str, int, list[tuple[str, str]]]], comments: list[str] = ()) -> bytes:
     """Header bytes for ``elements`` = [(name, count, [(ply type, property name), ...]), ...]."""
     lines = ["ply", f"format {encoding} 1.0"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
-    alpha_to_logit,
+    ALPHA_BYTE_TO_LOGIT,
+    byte_table,
     color_to_dc,
     dc_to_color,
     format_error,
@@ -25,6 +26,8 @@ from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
 assert RECORD.itemsize == 32
+COLOR_BYTE_TO_DC = byte_table(lambda b: color_to_dc(b / 255.0))
+ROTATION_BYTE_TO_VALUE = byte_table(lambda b: b / 128.0 - 1.0)
 
 
 def looks_like_splat(path, head: bytes, size: int) -> bool:
@@ -54,13 +57,12 @@ def read_splat(path, data: bytes) -> GaussianScene:
     scale = records["scale"]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_scales = np.log(scale.astype(np.float64)).astype(np.float32)  # non-positive -> -inf/NaN, caught by validation
-    rgba = records["rgba"].astype(np.float64) / 255.0
-    rotation = records["rotation"].astype(np.float64) / 128.0 - 1.0
-    quats = normalized_quaternions(rotation).astype(np.float32)
+    rgba = records["rgba"]
+    quats = normalized_quaternions(ROTATION_BYTE_TO_VALUE[records["rotation"]]).astype(np.float32)
     metadata = SceneMetadata(source=str(path), format="splat", frame="unknown")
     metadata.notes.append(".splat stores no SH beyond DC and no frame; read as the source PLY's frame")
     return scene_from_arrays(
-        records["position"], quats, log_scales, alpha_to_logit(rgba[:, 3]), color_to_dc(rgba[:, :3])[:, None, :], metadata
+        records["position"], quats, log_scales, ALPHA_BYTE_TO_LOGIT[rgba[:, 3]], COLOR_BYTE_TO_DC[rgba[:, None, :3]], metadata
     )
 
 

@@ -20,9 +20,10 @@ import zlib
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
+    ALPHA_BYTE_TO_LOGIT,
     OTHER_COMPONENTS,
-    alpha_to_logit,
     assemble_largest_dropped,
+    byte_table,
     format_error,
     logit_to_alpha,
     normalized_quaternions,
@@ -47,6 +48,10 @@ MAX_DEFLATE_RATIO = 1032
 # RDF <-> RUB sign of SH coefficient k = 1..15 (FORMATS.md 1.4); the same for every channel.
 FLIP_SH_SIGNS = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], dtype=np.float32)
 SQRT_HALF = math.sqrt(0.5)
+# Byte decoders of FORMATS.md 5.4 as lookup tables.
+COLOR_BYTE_TO_DC = byte_table(lambda b: (b / 255.0 - 0.5) / COLOR_SCALE)
+SCALE_BYTE_TO_LOG = byte_table(lambda b: b / 16.0 - 10.0)
+SH_BYTE_TO_VALUE = byte_table(lambda b: (b - 128.0) / 128.0)
 
 
 def is_spz(head: bytes) -> bool:
@@ -90,9 +95,9 @@ def read_spz(path, data: bytes, *, keep_frame: bool = False) -> GaussianScene:
         means = np.frombuffer(positions, dtype="<f2").reshape(n, 3).astype(np.float32)
     else:
         means = _decode_fixed24(np.frombuffer(positions, dtype=np.uint8).reshape(n, 3, 3), fractional_bits)
-    opacity = alpha_to_logit(np.frombuffer(alphas, dtype=np.uint8) / 255.0)
-    dc = ((np.frombuffer(colors, dtype=np.uint8).reshape(n, 3) / 255.0 - 0.5) / COLOR_SCALE).astype(np.float32)
-    log_scales = (np.frombuffer(scales, dtype=np.uint8).reshape(n, 3) / 16.0 - 10.0).astype(np.float32)
+    opacity = ALPHA_BYTE_TO_LOGIT[np.frombuffer(alphas, dtype=np.uint8)]
+    dc = COLOR_BYTE_TO_DC[np.frombuffer(colors, dtype=np.uint8).reshape(n, 3)]
+    log_scales = SCALE_BYTE_TO_LOG[np.frombuffer(scales, dtype=np.uint8).reshape(n, 3)]
     raw_rotations = np.frombuffer(rotations, dtype=np.uint8)
     xyzw = _decode_first_three(raw_rotations.reshape(n, 3)) if version <= 2 else _decode_smallest_three(raw_rotations.view("<u4"))
     quats = xyzw[:, [3, 0, 1, 2]].astype(np.float32)
@@ -101,8 +106,7 @@ def read_spz(path, data: bytes, *, keep_frame: bool = False) -> GaussianScene:
     sh = np.empty((n, (kept_degree + 1) ** 2, 3), dtype=np.float32)
     sh[:, 0] = dc
     if degree > 0:
-        rest = ((np.frombuffer(sh_bytes, dtype=np.uint8).reshape(n, SH_DIM[degree], 3).astype(np.float32)) - 128.0) / 128.0
-        sh[:, 1:] = rest[:, : SH_DIM[kept_degree]]
+        sh[:, 1:] = SH_BYTE_TO_VALUE[np.frombuffer(sh_bytes, dtype=np.uint8).reshape(n, SH_DIM[degree], 3)[:, : SH_DIM[kept_degree]]]
     if degree == 4:
         metadata.notes.append("degree-4 SH truncated to degree 3 (GaussianScene stores up to degree 3)")
     if not keep_frame:
