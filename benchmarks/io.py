@@ -94,13 +94,16 @@ CASES = [
 ]
 
 
-def timed(function, repeats: int) -> list[float]:
-    times = []
+def timed(function, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds per run (CPU time is what an idle machine's wall time
+    would be for single-threaded work: on a shared, oversubscribed machine wall time inflates)."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def main() -> None:
@@ -121,8 +124,8 @@ def main() -> None:
             case_scene = scene[: args.ascii_count] if "ascii" in name else scene
             write = (lambda: writer(case_scene, path)) if writer else (lambda: save_scene(case_scene, path, **options))
             read = (lambda: reader(path)) if reader else (lambda: load_scene(path))
-            write_times = timed(write, args.repeats)
-            read_times = timed(read, args.repeats)
+            write_times, write_cpu = timed(write, args.repeats)
+            read_times, read_cpu = timed(read, args.repeats)
             count = len(case_scene)
             rows.append(
                 {
@@ -134,15 +137,20 @@ def main() -> None:
                     "read_best_s": min(read_times),
                     "read_median_s": statistics.median(read_times),
                     "read_million_per_s": count / min(read_times) / 1e6,
+                    "write_cpu_median_s": statistics.median(write_cpu),
+                    "read_cpu_median_s": statistics.median(read_cpu),
                 }
             )
             path.unlink()
 
-    header = f"{'case':<28}{'count':>9}{'MB':>8}{'write s':>9}{'read s':>9}{'read M/s':>10}"
+    header = f"{'case':<28}{'count':>9}{'MB':>8}{'write s':>9}{'read s':>9}{'read M/s':>10}{'write cpu':>11}{'read cpu':>10}"
     print(header)
     print("-" * len(header))
     for row in rows:
-        print(f"{row['case']:<28}{row['count']:>9}{row['file_mb']:>8.1f}{row['write_median_s']:>9.2f}{row['read_median_s']:>9.2f}{row['read_million_per_s']:>10.2f}")
+        print(
+            f"{row['case']:<28}{row['count']:>9}{row['file_mb']:>8.1f}{row['write_median_s']:>9.2f}{row['read_median_s']:>9.2f}"
+            f"{row['read_million_per_s']:>10.2f}{row['write_cpu_median_s']:>11.2f}{row['read_cpu_median_s']:>10.2f}"
+        )
     ours = next(r for r in rows if r["case"] == "ply (lyra-sim)")
     baseline = next(r for r in rows if r["case"].startswith("ply (naive"))
     ply_target_met = ours["count"] >= 1_000_000 and ours["read_median_s"] < TARGET_PLY_READ_S
@@ -150,7 +158,8 @@ def main() -> None:
         f"\nPLY read {ours['read_median_s']:.2f} s (median) vs naive {baseline['read_median_s']:.2f} s: "
         f"{baseline['read_median_s'] / ours['read_median_s']:.1f}x; target < {TARGET_PLY_READ_S} s: {'met' if ply_target_met else 'NOT met'}"
     )
-    print("(reads include validation: non-finite values and zero quaternions are checked)")
+    print("(times are medians; reads include validation of non-finite values and zero quaternions;")
+    print(f" load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
     result = {
         "benchmark": "io",

@@ -36,10 +36,10 @@ def _statistics(values: torch.Tensor) -> dict[str, float]:
 def describe_scene_file(path: Path, *, keep_spz_frame: bool = False) -> dict[str, Any]:
     """The summary of one splat file as a JSON-serialisable dict."""
     from lyra_sim.scene.io import load_scene
-    from lyra_sim.scene.transforms import invalid_gaussian_reasons
+    from lyra_sim.scene.transforms import count_reasons, invalid_gaussian_reasons
 
     scene = load_scene(path, keep_spz_frame=keep_spz_frame, invalid="keep")
-    invalid = {name: int(mask.sum()) for name, mask in invalid_gaussian_reasons(scene).items() if bool(mask.any())}
+    invalid = count_reasons(invalid_gaussian_reasons(scene))
     summary: dict[str, Any] = {
         "path": str(path),
         "format": scene.metadata.format,

@@ -23,7 +23,7 @@ from lyra_sim.scene.formats import compressed_ply, gsplat_pt, ply, splat, spz
 from lyra_sim.scene.formats._common import file_size, format_error, read_file_bytes, read_file_head
 from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES, is_ply, parse_ply_header
 from lyra_sim.scene.gaussian_scene import GaussianScene
-from lyra_sim.scene.transforms import invalid_gaussian_reasons, sanitize
+from lyra_sim.scene.transforms import count_reasons, invalid_gaussian_reasons, sanitize
 from lyra_sim.typed import CoordinateFrame, InvalidGaussianPolicy, SceneFormat, check_choice
 
 EXTENSION_FORMATS = {".ply": "ply", ".splat": "splat", ".spz": "spz", ".pt": "gsplat_pt", ".pth": "gsplat_pt"}
@@ -117,7 +117,7 @@ def _apply_invalid_policy(scene: GaussianScene, path, invalid: str) -> GaussianS
         return scene
     if invalid == "drop":
         return sanitize(scene)[0]
-    counts = {name: int(mask.sum()) for name, mask in invalid_gaussian_reasons(scene).items() if bool(mask.any())}
+    counts = count_reasons(invalid_gaussian_reasons(scene))
     if counts:
         summary = ", ".join(f"{count} with {name.replace('_', ' ')}" for name, count in counts.items())
         raise format_error(path, f"invalid Gaussians out of {len(scene)}: {summary} (load with invalid='drop' to remove them)")

@@ -154,27 +154,40 @@ def transform_scene(
     return result
 
 
-def _non_finite_rows(values: torch.Tensor) -> torch.Tensor:  # [N, ...] -> [N] bool
-    """Rows holding a NaN or Inf; one reduction pass, exact checks only where the row sum is not finite."""
-    flat = values.reshape(len(values), -1)
-    # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
-    suspects = (~torch.isfinite(flat.sum(-1))).nonzero().squeeze(1)
-    rows = torch.zeros(len(values), dtype=torch.bool, device=values.device)
-    if len(suspects):
-        rows[suspects] = ~torch.isfinite(flat[suspects]).all(-1)
+def _non_finite_rows(values: torch.Tensor) -> np.ndarray:  # [N, ...] -> [N] bool
+    """Rows holding a NaN or Inf; one reduction pass, exact checks only where the row sum is not finite.
+
+    numpy, single-threaded: on a busy machine torch's thread pool costs more than it saves here.
+    """
+    flat = values.detach().reshape(len(values), -1).cpu().numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
+        suspects = np.flatnonzero(~np.isfinite(flat.sum(axis=1)))
+    rows = np.zeros(len(values), dtype=bool)
+    rows[suspects] = ~np.isfinite(flat[suspects]).all(axis=1)
     return rows
 
 
 def invalid_gaussian_reasons(scene: GaussianScene) -> dict[str, torch.Tensor]:
-    """Boolean masks [N] per reason a Gaussian cannot be rendered (the reasons may overlap)."""
-    return {
+    """Boolean masks [N] (on the CPU) per reason a Gaussian cannot be rendered; reasons may overlap."""
+    quats = scene.quats.detach().cpu().numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.nan_to_num(np.sqrt((quats.astype(np.float64) ** 2).sum(axis=1)), nan=1.0)
+    masks = {
         "non_finite_mean": _non_finite_rows(scene.means),
         "non_finite_quat": _non_finite_rows(scene.quats),
         "non_finite_scale": _non_finite_rows(scene.log_scales),
         "non_finite_opacity": _non_finite_rows(scene.opacity_logits),
         "non_finite_sh": _non_finite_rows(scene.sh),
-        "zero_quat": torch.nan_to_num(scene.quats.norm(dim=-1), nan=1.0) < _ZERO_QUATERNION_NORM,
+        "zero_quat": norms < _ZERO_QUATERNION_NORM,
     }
+    return {name: torch.from_numpy(mask) for name, mask in masks.items()}
+
+
+def count_reasons(reasons: dict[str, torch.Tensor]) -> dict[str, int]:
+    """{reason: count} for the reasons that occur (counted in numpy: no thread-pool start-up)."""
+    counts = {name: int(np.count_nonzero(mask.numpy())) for name, mask in reasons.items()}
+    return {name: count for name, count in counts.items() if count}
 
 
 def sanitize(scene: GaussianScene) -> tuple[GaussianScene, dict[str, Any]]:
@@ -185,17 +198,10 @@ def sanitize(scene: GaussianScene) -> tuple[GaussianScene, dict[str, Any]]:
     but once in ``dropped``.
     """
     reasons = invalid_gaussian_reasons(scene)
-    invalid = torch.zeros(len(scene), dtype=torch.bool, device=scene.device)
-    for mask in reasons.values():
-        invalid |= mask
-    dropped = int(invalid.sum())
-    report = {
-        "input": len(scene),
-        "kept": len(scene) - dropped,
-        "dropped": dropped,
-        "reasons": {name: int(mask.sum()) for name, mask in reasons.items() if bool(mask.any())},
-    }
-    cleaned = scene[~invalid] if dropped else scene.clone()
+    invalid = np.logical_or.reduce([mask.numpy() for mask in reasons.values()])
+    dropped = int(np.count_nonzero(invalid))
+    report = {"input": len(scene), "kept": len(scene) - dropped, "dropped": dropped, "reasons": count_reasons(reasons)}
+    cleaned = scene[torch.from_numpy(~invalid)] if dropped else scene.clone()
     if dropped:
         summary = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in report["reasons"].items())
         cleaned.metadata.notes.append(f"sanitize dropped {dropped} of {len(scene)} Gaussians ({summary})")
