@@ -110,7 +110,7 @@ def read_spz(path, data: bytes, *, keep_frame: bool = False) -> GaussianScene:
     if degree == 4:
         metadata.notes.append("degree-4 SH truncated to degree 3 (GaussianScene stores up to degree 3)")
     if not keep_frame:
-        means, quats, sh = flip_rdf_rub(means, quats, sh)
+        means, quats, sh = flip_rdf_rub(means, quats, sh, in_place=True)
     return scene_from_arrays(means, quats, log_scales, opacity, sh, metadata)
 
 
@@ -248,14 +248,16 @@ def _decode_smallest_three(words: np.ndarray) -> np.ndarray:  # [N] uint32 -> xy
     return assemble_largest_dropped(largest, np.where(fields >> 9, -values, values))
 
 
-def flip_rdf_rub(means: np.ndarray, quats: np.ndarray, sh: np.ndarray):
+def flip_rdf_rub(means: np.ndarray, quats: np.ndarray, sh: np.ndarray, *, in_place: bool = False):
     """The 180-degree rotation about X between the PLY (RDF) and spz (RUB) frames; its own inverse.
 
-    means [N, 3], quats [N, 4] (w, x, y, z), sh [N, K, 3] -> new arrays.
+    means [N, 3], quats [N, 4] (w, x, y, z), sh [N, K, 3] -> the flipped arrays (the inputs
+    themselves when ``in_place``, which saves copying a reader's freshly decoded arrays).
     """
-    means = means * np.array([1, -1, -1], dtype=np.float32)
-    quats = quats * np.array([1, 1, -1, -1], dtype=np.float32)
-    sh = sh.copy()
+    if not in_place:
+        means, quats, sh = means.copy(), quats.copy(), sh.copy()
+    means[:, 1:] *= -1
+    quats[:, 2:] *= -1
     sh[:, 1:] *= FLIP_SH_SIGNS[: sh.shape[1] - 1, None]
     return means, quats, sh
 
