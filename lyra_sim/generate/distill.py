@@ -18,7 +18,6 @@ optimizer state) plus ``state.json``, written atomically; training resumes from 
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -29,20 +28,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lyra_sim.errors import MissingWeightsError
+from lyra_sim.generate.losses import psnr_per_image
 from lyra_sim.generate.decoder import DecodedGaussians, GaussianDecoder, load_decoder, save_decoder
 from lyra_sim.generate.teachers import Teacher, TeacherSample
 from lyra_sim.io_utils import atomic_path
 
 
 # ----------------------------------------------------------------------------- losses and metrics
-def psnr(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of images with values in [0, 1] (any equal shapes)."""
-    if predicted.shape != target.shape:
-        raise ValueError(f"psnr needs equal shapes, got {list(predicted.shape)} and {list(target.shape)}")
-    mse = F.mse_loss(predicted.float(), target.float()).item()
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
-
-
 def scale_shift_invariant_depth_loss(
     predicted: torch.Tensor,  # [C, H, W]
     target: torch.Tensor,  # [C, H, W]
@@ -349,9 +341,9 @@ class Distiller:
         scores = []
         for views, target_time in groups:
             scene = decode_sample(self.decoder, sample, target_time).scene(0, min_opacity=threshold, detach=True)
-            rgb = render_views(scene, sample, views, self.config.backend)["rgb"].permute(0, 3, 1, 2).cpu()
-            target = sample.frames.flatten(0, 1)[views]
-            scores.extend(psnr(rgb[i].clamp(0, 1), target[i]) for i in range(len(views)))
+            rgb = render_views(scene, sample, views, self.config.backend)["rgb"].cpu().clamp(0.0, 1.0)
+            target = sample.frames.flatten(0, 1)[views].permute(0, 2, 3, 1)
+            scores.extend(psnr_per_image(rgb, target).tolist())
         return scores
 
     # ------------------------------------------------------------------------- checkpoints
@@ -407,3 +399,41 @@ class Distiller:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self.step_count = int(state["step"])
+
+
+# ----------------------------------------------------------------------------- trained weights
+WEIGHTS_LAYOUT = (
+    "a folder written by `lyra-sim distill`:\n"
+    "  <weights>/decoder.safetensors   the 3DGS decoder (weights + config)\n"
+    "  <weights>/vae/                  its video VAE (diffusers AutoencoderKLCosmos/AutoencoderKLWan folder)\n"
+    "  <weights>/distill.json          optional: frame size, field of view and trajectories used in training\n"
+    "  <weights>/video_model/          optional: a diffusers image-to-video pipeline (model_index.json, ...)"
+)
+
+
+@dataclass
+class TrainedGenerator:
+    """A distilled decoder, its VAE and the training settings read from a weights folder."""
+
+    decoder: GaussianDecoder
+    vae: object
+    settings: dict
+    folder: Path
+
+
+def load_generator(folder: str | Path, device: str = "cpu") -> TrainedGenerator:
+    """Read a weights folder (see ``WEIGHTS_LAYOUT``); raises ``MissingWeightsError`` naming what is missing."""
+    from lyra_sim.generate.vae import load_vae
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingWeightsError(f"weights folder {folder} does not exist; expected {WEIGHTS_LAYOUT}")
+    if not (folder / "decoder.safetensors").is_file():
+        raise MissingWeightsError(f"no decoder.safetensors in {folder}; expected {WEIGHTS_LAYOUT}")
+    decoder = load_decoder(folder / "decoder.safetensors", device=device).eval()
+    if not (folder / "vae").is_dir():
+        raise MissingWeightsError(f"no vae/ folder in {folder}; expected {WEIGHTS_LAYOUT}")
+    vae = load_vae(folder / "vae", device=device)
+    settings_path = folder / "distill.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    return TrainedGenerator(decoder, vae, settings, folder)

@@ -446,7 +446,7 @@ def input_views_around(scene: GaussianScene, count: int, fov_deg: float, width: 
     "opencv-first-camera", "opencv") and +Y otherwise. The ring's radius is ``distance`` times
     the robust (2nd-98th percentile) extent of the means.
     """
-    from lyra_sim.render.camera import Camera
+    from lyra_sim.render.camera import Camera, horizontal_basis
 
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
@@ -454,10 +454,7 @@ def input_views_around(scene: GaussianScene, count: int, fov_deg: float, width: 
     centre, extent = (low + high) / 2, float((high - low).max())
     frame = scene.metadata.frame
     up = torch.tensor([0.0, 0.0, 1.0]) if frame == "z-up" else torch.tensor([0.0, -1.0, 0.0]) if frame.startswith("opencv") else torch.tensor([0.0, 1.0, 0.0])
-    # Two axes spanning the ground plane perpendicular to ``up``.
-    side = torch.linalg.cross(up, torch.tensor([1.0, 0.0, 0.0]) if abs(float(up[0])) < 0.9 else torch.tensor([0.0, 1.0, 0.0]))
-    side = side / side.norm()
-    other = torch.linalg.cross(up, side)
+    side, other = horizontal_basis(up)
     start = float(torch.rand(1, generator=torch.Generator().manual_seed(seed))) * 2 * math.pi
     angles = start + torch.arange(count) * 2 * math.pi / count
     elevation = math.radians(elevation_deg)
