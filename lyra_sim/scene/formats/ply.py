@@ -33,8 +33,9 @@ DC = ["f_dc_0", "f_dc_1", "f_dc_2"]
 SCALES = ["scale_0", "scale_1", "scale_2"]
 ROTATIONS = ["rot_0", "rot_1", "rot_2", "rot_3"]
 REQUIRED = POSITION + DC + ["opacity"] + SCALES + ROTATIONS
-# Lyra-1 GaussianRenderer.save_ply: exactly these names, in this order (no normals, no f_rest).
-LYRA_PROPERTIES = POSITION + DC + ["opacity"] + SCALES + ROTATIONS
+# Lyra-1 GaussianRenderer.save_ply writes exactly the required names, in this order (no normals,
+# no f_rest): 14 floats, 56 bytes per splat.
+LYRA_PROPERTIES = REQUIRED
 REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
 METADATA_COMMENT = "lyra_sim"
 _REST_NAME = re.compile(r"f_rest_(\d+)$")
