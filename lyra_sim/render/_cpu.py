@@ -8,6 +8,8 @@ the hand-written backward needs. This module imports torch, numpy, numba and the
 
 from __future__ import annotations
 
+import time
+
 import numba
 import numpy as np
 import torch
@@ -30,6 +32,19 @@ def _check(name: str, array: np.ndarray, shape: tuple) -> None:
         raise ValueError(f"{name} must have shape {expected}, got {list(array.shape)}")
 
 
+class _StageClock:
+    """Adds the seconds since the previous lap to ``timings[name]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+            self.last = now
+
+
 class _Frame:
     """Everything one forward pass produced: images, plus the state the backward reuses."""
 
@@ -38,7 +53,10 @@ class _Frame:
 
 
 def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float, far: float, sh_degree: int,
-             background: np.ndarray, labels: np.ndarray | None, modes: tuple[str, ...], radius_clip: float) -> _Frame:
+             background: np.ndarray, labels: np.ndarray | None, modes: tuple[str, ...], radius_clip: float,
+             timings: dict[str, float] | None = None) -> _Frame:
+    """Run the four stages; ``timings``, when given, receives seconds per stage (benchmarks)."""
+    clock = _StageClock(timings)
     means, viewmats, Ks = params["means"], params["viewmats"], params["Ks"]
     n_gaussians, n_cams = means.shape[0], viewmats.shape[0]
     threads = numba.get_num_threads()
@@ -56,7 +74,9 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
         float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb,
         chunk_bounds, proj, source, depth_keys, counts,
     )
+    clock.lap("project")
     order, camera_offsets = kernels.sort_by_depth(depth_keys.view(np.uint32), chunk_bounds, counts, 4 * threads)
+    clock.lap("sort")
 
     tiles_x = -(-width // kernels.TILE)
     tiles_y = -(-height // kernels.TILE)
@@ -65,6 +85,7 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
     packed, packed_source, packed_label, tile_start, tile_entries = kernels.bin_tiles(
         proj, source, order, camera_offsets, label_array, tiles_x, tiles_y, bin_chunks
     )
+    clock.lap("bin")
 
     def image(channels: int, wanted: bool, dtype=np.float32) -> np.ndarray:
         return np.empty((n_cams, height, width, channels) if wanted else (0, 0, 0, channels), dtype)
@@ -82,6 +103,7 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
         want_rgb, "depth" in modes, "median_depth" in modes, want_instance,
         out_rgb, out_alpha, out_depth, out_median, out_instance, transmittance, stop, tile_end,
     )
+    clock.lap("rasterize")
     return _Frame(
         rgb=out_rgb, alpha=out_alpha, depth=out_depth, median_depth=out_median, instance=out_instance,
         transmittance=transmittance, stop=stop, tile_end=tile_end, packed=packed, packed_source=packed_source,
@@ -100,8 +122,9 @@ def _slots(frame: _Frame, n_cams: int, n_gaussians: int) -> np.ndarray:  # [C, N
 
 def _backward(frame: _Frame, params: dict[str, np.ndarray], width: int, height: int, sh_degree: int,
               background: np.ndarray, grad_rgb: np.ndarray, grad_alpha: np.ndarray, grad_depth: np.ndarray,
-              want_color: bool) -> dict[str, np.ndarray]:
+              want_color: bool, timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Gradients of the loss w.r.t. the raw Gaussian parameters, from the image gradients."""
+    clock = _StageClock(timings)
     means = params["means"]
     n_gaussians, n_cams = means.shape[0], params["viewmats"].shape[0]
     threads = numba.get_num_threads()
@@ -111,6 +134,7 @@ def _backward(frame: _Frame, params: dict[str, np.ndarray], width: int, height: 
         frame.tiles_x, frame.tiles_y, background, frame.alpha, frame.depth, frame.transmittance, frame.stop,
         grad_rgb, grad_alpha, grad_depth, grad_buffer,
     )
+    clock.lap("rasterize_backward")
     grads = {
         "means": np.zeros_like(means),
         "quats": np.zeros_like(params["quats"]),
@@ -123,6 +147,7 @@ def _backward(frame: _Frame, params: dict[str, np.ndarray], width: int, height: 
         params["Ks"], float(width), float(height), sh_degree, frame.packed, _slots(frame, n_cams, n_gaussians),
         grad_buffer, want_color, grads["means"], grads["quats"], grads["log_scales"], grads["opacity_logits"], grads["sh"],
     )
+    clock.lap("project_backward")
     return grads
 
 

@@ -137,18 +137,16 @@ def rotate_covariance(w, cov):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def camera_jacobian(x, y, z, fx, fy, cx, cy, width, height):
-    """gsplat's perspective Jacobian entries (j00, j02, j11, j12) and whether x/z, y/z were clamped."""
-    lim_x_pos = (width - cx) / fx + 0.3 * (0.5 * width / fx)
-    lim_x_neg = cx / fx + 0.3 * (0.5 * width / fx)
-    lim_y_pos = (height - cy) / fy + 0.3 * (0.5 * height / fy)
-    lim_y_neg = cy / fy + 0.3 * (0.5 * height / fy)
+def camera_jacobian(table, c, x, y, z):
+    """gsplat's perspective Jacobian entries (j00, j02, j11, j12), the clamped x/z and y/z, and
+    whether they were clamped (J = [[fx/z, 0, -fx tx/z], [0, fy/z, -fy ty/z]])."""
+    fx, fy = table[c, 12], table[c, 13]
     rz = 1.0 / z
     tx, ty = x * rz, y * rz
-    clamped_x = tx < -lim_x_neg or tx > lim_x_pos
-    clamped_y = ty < -lim_y_neg or ty > lim_y_pos
-    tx = min(max(tx, -lim_x_neg), lim_x_pos)
-    ty = min(max(ty, -lim_y_neg), lim_y_pos)
+    clamped_x = tx < -table[c, 20] or tx > table[c, 19]
+    clamped_y = ty < -table[c, 22] or ty > table[c, 21]
+    tx = min(max(tx, -table[c, 20]), table[c, 19])
+    ty = min(max(ty, -table[c, 22]), table[c, 21])
     return fx * rz, -fx * tx * rz, fy * rz, -fy * ty * rz, tx, ty, clamped_x, clamped_y
 
 
@@ -224,19 +222,64 @@ def view_direction(means, n, campos):
     return vx * inv, vy * inv, vz * inv, length
 
 
+CAMERA_WIDTH = 24  # columns of a camera table row (see camera_table)
+
+
+@njit(cache=True)
+def camera_table(viewmats, Ks, width, height):
+    """Per camera [C, 24]: rotation (9, row-major), translation (3), fx, fy, cx, cy, centre (3),
+    and gsplat's x/z, y/z clamp limits (x+, x-, y+, y-), computed once per call."""
+    table = np.zeros((viewmats.shape[0], CAMERA_WIDTH), np.float64)
+    for c in range(viewmats.shape[0]):
+        for i in range(3):
+            for j in range(3):
+                table[c, 3 * i + j] = viewmats[c, i, j]
+            table[c, 9 + i] = viewmats[c, i, 3]
+        fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
+        table[c, 12], table[c, 13], table[c, 14], table[c, 15] = fx, fy, cx, cy
+        for i in range(3):  # centre = -Rᵀ t
+            table[c, 16 + i] = -(viewmats[c, 0, i] * viewmats[c, 0, 3] + viewmats[c, 1, i] * viewmats[c, 1, 3]
+                                 + viewmats[c, 2, i] * viewmats[c, 2, 3])
+        table[c, 19] = (width - cx) / fx + 0.3 * (0.5 * width / fx)
+        table[c, 20] = cx / fx + 0.3 * (0.5 * width / fx)
+        table[c, 21] = (height - cy) / fy + 0.3 * (0.5 * height / fy)
+        table[c, 22] = cy / fy + 0.3 * (0.5 * height / fy)
+    return table
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def camera_setup(viewmats, Ks, c):
+def camera_setup(table, c):
     """Rotation (row-major 9-tuple), translation, intrinsics and centre of camera c."""
-    w = (viewmats[c, 0, 0], viewmats[c, 0, 1], viewmats[c, 0, 2],
-         viewmats[c, 1, 0], viewmats[c, 1, 1], viewmats[c, 1, 2],
-         viewmats[c, 2, 0], viewmats[c, 2, 1], viewmats[c, 2, 2])
-    t = (viewmats[c, 0, 3], viewmats[c, 1, 3], viewmats[c, 2, 3])
-    campos = (
-        -(w[0] * t[0] + w[3] * t[1] + w[6] * t[2]),
-        -(w[1] * t[0] + w[4] * t[1] + w[7] * t[2]),
-        -(w[2] * t[0] + w[5] * t[1] + w[8] * t[2]),
-    )
-    return w, t, Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2], campos
+    w = (table[c, 0], table[c, 1], table[c, 2], table[c, 3], table[c, 4], table[c, 5],
+         table[c, 6], table[c, 7], table[c, 8])
+    return w, (table[c, 9], table[c, 10], table[c, 11]), table[c, 12], table[c, 13], table[c, 14], table[c, 15], \
+        (table[c, 16], table[c, 17], table[c, 18])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def to_camera(table, c, mx, my, mz):
+    """Camera-space (x, y, z) of a world point."""
+    return (table[c, 0] * mx + table[c, 1] * my + table[c, 2] * mz + table[c, 9],
+            table[c, 3] * mx + table[c, 4] * my + table[c, 5] * mz + table[c, 10],
+            table[c, 6] * mx + table[c, 7] * my + table[c, 8] * mz + table[c, 11])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def may_be_visible(table, c, mx, my, mz, max_scale, width, height, near, far):
+    """A cheap necessary test for ``project``'s visibility: depth in range and a box bounding
+    the 3.33-sigma extent (||J row|| * largest scale + sqrt(0.3)) reaching a pixel centre. Lets
+    most off-screen Gaussians skip the covariance, exps and SH."""
+    x, y, z = to_camera(table, c, mx, my, mz)
+    if not (z > near and z < far):
+        return False
+    rz = 1.0 / z
+    tx = min(max(x * rz, -table[c, 20]), table[c, 19])
+    ty = min(max(y * rz, -table[c, 22]), table[c, 21])
+    half_x = 3.33 * (table[c, 12] * rz * max_scale * math.sqrt(1.0 + tx * tx) + 0.5478) + 1e-3
+    half_y = 3.33 * (table[c, 13] * rz * max_scale * math.sqrt(1.0 + ty * ty) + 0.5478) + 1e-3
+    u = table[c, 12] * x * rz + table[c, 14]
+    v = table[c, 13] * y * rz + table[c, 15]
+    return u + half_x >= 0.5 and u - half_x <= width - 0.5 and v + half_y >= 0.5 and v - half_y <= height - 0.5
 
 
 # ------------------------------------------------------------------------------- projection
@@ -254,26 +297,34 @@ def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, h
     n_cams = viewmats.shape[0]
     n_chunks = chunk_bounds.shape[0] - 1
     n_bases = (sh_degree + 1) * (sh_degree + 1)
+    table = camera_table(viewmats, Ks, width, height)
+    logit_min = math.log(ALPHA_THRESHOLD / (1.0 - ALPHA_THRESHOLD))  # opacity < 1/255 below it
     for k in prange(n_chunks):
         filled = np.zeros(n_cams, np.int64)
         lo = chunk_bounds[k]
         for n in range(lo, chunk_bounds[k + 1]):
-            opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
-            if opacity < ALPHA_THRESHOLD:
+            if opacity_logits[n] < logit_min:
                 continue
+            mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
+            max_scale = math.exp(max(log_scales[n, 0], max(log_scales[n, 1], log_scales[n, 2])))
+            seen = False
+            for c in range(n_cams):
+                if may_be_visible(table, c, mx, my, mz, max_scale, width, height, near, far):
+                    seen = True
+                    break
+            if not seen:
+                continue
+            opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
             r = quat_rotation(quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3])
             cov = covariance_world(r, math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2]))
             sigma_max = math.log(opacity * 255.0)
             extent = min(3.33, math.sqrt(2.0 * sigma_max))
             for c in range(n_cams):
-                w, t, fx, fy, cx, cy, campos = camera_setup(viewmats, Ks, c)
-                mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
-                x = w[0] * mx + w[1] * my + w[2] * mz + t[0]
-                y = w[3] * mx + w[4] * my + w[5] * mz + t[1]
-                z = w[6] * mx + w[7] * my + w[8] * mz + t[2]
+                w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
+                x, y, z = to_camera(table, c, mx, my, mz)
                 if not (z > near and z < far):
                     continue
-                j00, j02, j11, j12, _, _, _, _ = camera_jacobian(x, y, z, fx, fy, cx, cy, width, height)
+                j00, j02, j11, j12, _, _, _, _ = camera_jacobian(table, c, x, y, z)
                 sxx, sxy, syy = project_covariance(j00, j02, j11, j12, rotate_covariance(w, cov))
                 det = sxx * syy - sxy * sxy
                 if not det > 0.0:
@@ -293,20 +344,21 @@ def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, h
                     continue
                 row = lo + filled[c]
                 filled[c] += 1
-                rec = proj[c, row]
                 inv_det = 1.0 / det
-                rec[REC_MX] = u
-                rec[REC_MY] = v
-                rec[REC_CA] = syy * inv_det
-                rec[REC_CB] = -sxy * inv_det
-                rec[REC_CC] = sxx * inv_det
-                rec[REC_OPACITY] = opacity
-                rec[REC_SIGMA_MAX] = sigma_max
-                rec[REC_Z] = z
-                rec[REC_U0] = u0
-                rec[REC_U1] = u1
-                rec[REC_V0] = v0
-                rec[REC_V1] = v1
+                # direct element writes: a row view would cost two atomic refcount updates
+                proj[c, row, REC_MX] = u
+                proj[c, row, REC_MY] = v
+                proj[c, row, REC_CA] = syy * inv_det
+                proj[c, row, REC_CB] = -sxy * inv_det
+                proj[c, row, REC_CC] = sxx * inv_det
+                proj[c, row, REC_OPACITY] = opacity
+                proj[c, row, REC_SIGMA_MAX] = sigma_max
+                proj[c, row, REC_Z] = z
+                proj[c, row, REC_U0] = u0
+                proj[c, row, REC_U1] = u1
+                proj[c, row, REC_V0] = v0
+                proj[c, row, REC_V1] = v1
+                proj[c, row, 15] = 0.0
                 if want_color:
                     dx, dy, dz, _ = view_direction(means, n, campos)
                     basis = sh_basis(dx, dy, dz, sh_degree)
@@ -314,9 +366,11 @@ def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, h
                         value = 0.5
                         for b in range(n_bases):
                             value += basis[b] * sh[n, b, ch]
-                        rec[REC_R + ch] = max(value, 0.0)
+                        proj[c, row, REC_R + ch] = max(value, 0.0)
                 else:  # the backward multiplies colours by zero gradients: keep them finite
-                    rec[REC_R] = rec[REC_G] = rec[REC_B] = 0.0
+                    proj[c, row, REC_R] = 0.0
+                    proj[c, row, REC_G] = 0.0
+                    proj[c, row, REC_B] = 0.0
                 source[c, row] = n
                 depth_keys[c, row] = z
         for c in range(n_cams):
@@ -417,8 +471,10 @@ def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
 
 # ------------------------------------------------------------------------------ tile binning
 @njit(cache=True)
-def _tile_box(rec):
-    return (int(rec[REC_U0]) // TILE, int(rec[REC_U1]) // TILE, int(rec[REC_V0]) // TILE, int(rec[REC_V1]) // TILE)
+def _tile_box(packed, i):
+    """Inclusive tile range (x0, x1, y0, y1) of packed row i's pixel box."""
+    return (int(packed[i, REC_U0]) // TILE, int(packed[i, REC_U1]) // TILE,
+            int(packed[i, REC_V0]) // TILE, int(packed[i, REC_V1]) // TILE)
 
 
 @njit(parallel=True, cache=True)
@@ -446,12 +502,13 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
             while i >= camera_offsets[c + 1]:
                 c += 1
             row = order[i]
-            packed[i, :] = proj[c, row, :]
+            for q in range(REC_WIDTH):  # element copy: a row view costs refcount updates
+                packed[i, q] = proj[c, row, q]
             n = source[c, row]
             packed_source[i] = n
             if has_labels:
                 packed_label[i] = labels[n]
-            tx0, tx1, ty0, ty1 = _tile_box(packed[i])
+            tx0, tx1, ty0, ty1 = _tile_box(packed, i)
             base = c * tiles_per_camera
             for ty in range(ty0, ty1 + 1):
                 for tx in range(tx0, tx1 + 1):
@@ -472,7 +529,7 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
         for i in range(bounds[k], bounds[k + 1]):
             while i >= camera_offsets[c + 1]:
                 c += 1
-            tx0, tx1, ty0, ty1 = _tile_box(packed[i])
+            tx0, tx1, ty0, ty1 = _tile_box(packed, i)
             base = c * tiles_per_camera
             for ty in range(ty0, ty1 + 1):
                 for tx in range(tx0, tx1 + 1):
@@ -784,6 +841,7 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
     n_threads = grad_buffer.shape[0]
     n_bases = (sh_degree + 1) * (sh_degree + 1)
     n_gaussians = means.shape[0]
+    table = camera_table(viewmats, Ks, width, height)
     bounds = even_chunks(n_gaussians, max(1, min(64, n_gaussians // 256)))
     for k in prange(bounds.shape[0] - 1):
         # scratch allocated once per chunk, not per Gaussian (an allocation costs ~100 ns)
@@ -815,12 +873,9 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                 for th in range(n_threads):
                     for q in range(GRAD_WIDTH):
                         grad[q] += grad_buffer[th, row, q]
-                w, t, fx, fy, cx, cy, campos = camera_setup(viewmats, Ks, c)
-                mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
-                x = w[0] * mx + w[1] * my + w[2] * mz + t[0]
-                y = w[3] * mx + w[4] * my + w[5] * mz + t[1]
-                z = w[6] * mx + w[7] * my + w[8] * mz + t[2]
-                j00, j02, j11, j12, tx, ty, clamped_x, clamped_y = camera_jacobian(x, y, z, fx, fy, cx, cy, width, height)
+                w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
+                x, y, z = to_camera(table, c, means[n, 0], means[n, 1], means[n, 2])
+                j00, j02, j11, j12, tx, ty, clamped_x, clamped_y = camera_jacobian(table, c, x, y, z)
                 cc = rotate_covariance(w, cov)
                 sxx, sxy, syy = project_covariance(j00, j02, j11, j12, cc)
                 det = sxx * syy - sxy * sxy
@@ -877,16 +932,10 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                 g_mean[1] += w[1] * gpx + w[4] * gpy + w[7] * gpz
                 g_mean[2] += w[2] * gpx + w[5] * gpy + w[8] * gpz
                 # Σc = W Σ Wᵀ: dΣ = Wᵀ dΣc W (full symmetric matrices)
-                gfull = ((gc00, gc01, gc02), (gc01, gc11, gc12), (gc02, gc12, gc22))
-                wm = ((w[0], w[1], w[2]), (w[3], w[4], w[5]), (w[6], w[7], w[8]))
-                pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+                sym = rotate_covariance((w[0], w[3], w[6], w[1], w[4], w[7], w[2], w[5], w[8]),
+                                        (gc00, gc01, gc02, gc11, gc12, gc22))
                 for idx in range(6):
-                    a, b = pairs[idx]
-                    total = 0.0
-                    for i in range(3):
-                        for j in range(3):
-                            total += wm[i][a] * gfull[i][j] * wm[j][b]
-                    g_cov[idx] += total
+                    g_cov[idx] += sym[idx]
                 g_opacity += grad[GRAD_OPACITY]
                 if want_color:
                     dxn, dyn, dzn, length = view_direction(means, n, campos)
