@@ -1,0 +1,279 @@
+"""``build_bundle``: a Gaussian scene -> a SimBundle folder (layout in DESIGN.md, manifest in
+contracts: schema_version 1).
+
+Stages: normalise (up, floor, scale, clean-up) -> objects (given masks or automatic
+segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object: carved
+solid, convex decomposition, mass properties, body frame at the centre of mass -> write
+(splats, OBJ meshes, URDFs, preview, manifest) into a temporary sibling folder that is renamed
+onto ``out_dir`` only when complete and validated by ``lyra_sim.sim.bundle.load_bundle``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
+from lyra_sim.converters.config import BuildConfig
+from lyra_sim.converters.convex import convex_decomposition
+from lyra_sim.converters.normalise import normalise_scene
+from lyra_sim.converters.segment import floor_gaussians, segment_objects
+from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
+from lyra_sim.errors import BundleError
+from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
+from lyra_sim.io_utils import atomic_path
+from lyra_sim.scene.gaussian_scene import GaussianScene
+
+SCHEMA_VERSION = 1
+_OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class BuiltObject:
+    """A movable object ready to write: body-frame splat and hulls, pose and mass properties."""
+
+    name: str
+    scene: GaussianScene  # body frame
+    hulls: list[Mesh]  # body frame
+    mass: float
+    inertia: np.ndarray  # [3, 3]
+    position: np.ndarray  # [3] centre of mass in the world
+    report: dict
+
+
+class _Stages:
+    """One progress bar over the build stages, with the wall time of each."""
+
+    def __init__(self, names: list[str], enabled: bool) -> None:
+        self.bar = tqdm(total=len(names), desc="build", unit="stage", disable=not enabled)
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self.bar.set_description(f"build: {name}")
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.set_description("build: done")
+        self.bar.close()
+
+
+def _file_sha256(path: str | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_masks(scene: GaussianScene, object_masks: dict | None) -> dict[str, np.ndarray]:
+    if not object_masks:
+        return {}
+    masks = {}
+    for name, mask in object_masks.items():
+        if not isinstance(name, str) or not _OBJECT_NAME.match(name) or name == "background":
+            raise BundleError(f"object name {name!r} is not allowed: use letters, digits, '_', '.', '-' (and not 'background')")
+        mask = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (len(scene),):
+            raise BundleError(f"object mask {name!r} must be a bool array of shape [{len(scene)}], got {mask.dtype} {list(mask.shape)}")
+        if not mask.any():
+            raise BundleError(f"object mask {name!r} selects no Gaussians")
+        masks[name] = mask
+    overlap = np.sum([m.astype(np.int64) for m in masks.values()], axis=0)
+    if np.any(overlap > 1):
+        raise BundleError(f"object masks overlap on {int(np.sum(overlap > 1))} Gaussians; each Gaussian may belong to one object")
+    return masks
+
+
+def _build_object(name: str, scene: GaussianScene, config: BuildConfig) -> BuiltObject:
+    """Carve, decompose and weigh one object given in world coordinates; move it to its body frame."""
+    from lyra_sim.scene.transforms import transform_scene
+
+    solid, carve_info = object_solid(scene, config)
+    if solid.is_empty():
+        raise BundleError(f"object {name!r}: carving its {len(scene)} Gaussians left no solid (too transparent or too small?)")
+    decomposition = convex_decomposition(solid, config.convex_method, config.convex_threshold, config.max_hulls, config.seed)
+    volume = decomposition.mesh_volume or decomposition.hull_volume
+    mass = config.object_density * volume
+    properties = mass_properties(decomposition.hulls, mass)
+    centre = properties.center_of_mass
+    hulls = [hull.translated(-centre) for hull in decomposition.hulls]
+    body_scene = transform_scene(scene, np.eye(3), -centre, 1.0)
+    report = {
+        "carving": carve_info,
+        "decomposition": decomposition.report(),
+        "volume": volume,
+        "gaussians": len(scene),
+        "inertia_full": properties.inertia.tolist(),
+    }
+    return BuiltObject(name, body_scene, hulls, float(mass), properties.inertia, centre, report)
+
+
+def build_bundle(
+    scene: GaussianScene,
+    out_dir,
+    config: BuildConfig = BuildConfig(),
+    object_masks: dict[str, np.ndarray] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert ``scene`` into a SimBundle folder at ``out_dir`` and return its path.
+
+    Args:
+        scene: any GaussianScene (its metadata frame is the up prior; see ``BuildConfig``).
+        out_dir: the bundle folder; replaced atomically if it exists.
+        config: build parameters.
+        object_masks: name -> bool [N] over ``scene``: Gaussians of each movable object. Without
+            masks and with ``config.segment_objects``, objects are found automatically.
+        progress: show a progress bar per stage.
+
+    Raises:
+        BundleError: empty or unusable scene, bad masks, nothing reconstructed; no folder is left.
+    """
+    from lyra_sim import __version__
+    from lyra_sim.scene.io import save_scene
+
+    if not isinstance(scene, GaussianScene):
+        raise BundleError(f"build_bundle needs a GaussianScene, got {type(scene).__name__}")
+    source_name = scene.metadata.source or "<scene in memory>"
+    if len(scene) == 0:
+        raise BundleError(f"{source_name}: the scene has no Gaussians; nothing to build")
+    out_dir = Path(out_dir)
+    masks = _check_masks(scene, object_masks)
+    stages = _Stages(["normalise", "objects", "scenery", "convex", "write"], progress)
+    try:
+        with stages("normalise"):
+            normal = normalise_scene(scene, config, masks, progress=progress)
+            world = normal.scene
+        with stages("objects"):
+            world_masks = {name: mask[normal.kept] for name, mask in masks.items()}
+            segmentation = "given masks" if masks else "none"
+            if not masks and config.segment_objects:
+                world_masks = segment_objects(world, config.object_max_size, config.object_min_gaussians)
+                segmentation = f"automatic ({len(world_masks)} objects)"
+            for name, mask in world_masks.items():
+                if not mask.any():
+                    raise BundleError(f"object {name!r}: all its Gaussians were removed by normalisation ({normal.steps})")
+            in_object = np.zeros(len(world), dtype=bool)
+            for mask in world_masks.values():
+                in_object |= mask
+            background = world[torch.from_numpy(~in_object)]
+            if len(background) == 0:
+                raise BundleError(f"{source_name}: every Gaussian belongs to an object; the scenery is empty")
+        with stages("scenery"):
+            scenery = scenery_meshes(background, config, floor_z=0.0, progress=progress)
+            if scenery.collision.is_empty():
+                raise BundleError(
+                    f"{source_name}: no surface could be reconstructed from the scenery "
+                    f"({len(background)} Gaussians, {scenery.info['observed_pixel_fraction']:.1%} of pixels opaque)"
+                )
+        with stages("convex"):
+            objects = [_build_object(name, world[torch.from_numpy(mask)], config) for name, mask in world_masks.items()]
+        with stages("write"):
+            means = world.means.detach().cpu().numpy()
+            low, high = means.min(0), means.max(0)
+            low[2] = min(float(low[2]), 0.0)
+            slab = ground_slab(low, high, config) if config.ground_slab else None
+            floor_xy = means[~in_object][floor_gaussians(background, band=0.02), :2]
+            spawn_low, spawn_high = (np.percentile(floor_xy, [5, 95], axis=0) if len(floor_xy) >= 10 else (low[:2], high[:2]))
+            manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "tool_version": __version__,
+                "units": "m",
+                "up_axis": "+Z",
+                "source": {
+                    "path": scene.metadata.source,
+                    "sha256": _file_sha256(scene.metadata.source),
+                    "format": scene.metadata.format,
+                    "frame": scene.metadata.frame,
+                },
+                "transform": normal.transform.tolist(),
+                "normalisation": normal.steps,
+                "bounds": {"min": low.tolist(), "max": high.tolist()},
+                "floor_height": 0.0,
+                "spawn_region": {"min": spawn_low.tolist(), "max": spawn_high.tolist(), "z": 0.0},
+                "background": {
+                    "splat": "splats/background.ply",
+                    "urdf": "scene.urdf",
+                    "collision_mesh": "meshes/background_collision.obj",
+                    "visual_mesh": "meshes/background_visual.obj",
+                },
+                "objects": [
+                    {
+                        "name": obj.name,
+                        "splat": f"splats/{obj.name}.ply",
+                        "urdf": f"objects/{obj.name}.urdf",
+                        "collision_mesh": f"meshes/{obj.name}_collision.obj",
+                        "mass": obj.mass,
+                        "initial_pose": {"position": obj.position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
+                        "hulls": len(obj.hulls),
+                        "size": (np.max([h.vertices.max(0) for h in obj.hulls], 0) - np.min([h.vertices.min(0) for h in obj.hulls], 0)).tolist(),
+                    }
+                    for obj in objects
+                ],
+                "build": {
+                    "config": config.to_dict(),
+                    "segmentation": segmentation,
+                    "gaussians": {"input": len(scene), "world": len(world), "background": len(background)},
+                    "scenery": scenery.info,
+                    "ground_slab": None if slab is None else {"center": slab[0].tolist(), "size": slab[1].tolist()},
+                    "objects": {obj.name: obj.report for obj in objects},
+                    "stage_seconds": stages.seconds,
+                },
+                "preview": "preview.png",
+            }
+            with atomic_path(out_dir) as folder:
+                write_started = time.perf_counter()
+                _write_files(folder, background, world, objects, scenery, slab, manifest, config, save_scene)
+                manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
+                (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+                from lyra_sim.sim.bundle import load_bundle
+
+                load_bundle(folder)  # refuse to publish a bundle our own loader rejects
+    finally:
+        stages.close()
+    return out_dir
+
+
+def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig, save_scene) -> None:
+    """Everything except manifest.json, into the temporary bundle ``folder``."""
+    for sub in ("splats", "meshes", "objects"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    save_scene(background, folder / "splats" / "background.ply")
+    write_obj(folder / "meshes" / "background_collision.obj", [("background", scenery.collision)], header="lyra-sim scenery collision mesh (static, concave)")
+    write_obj(folder / "meshes" / "background_visual.obj", [("background", scenery.visual)], header="lyra-sim scenery visual mesh (vertex colours)")
+    (folder / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj", slab))
+    for obj in objects:
+        save_scene(obj.scene, folder / "splats" / f"{obj.name}.ply")
+        write_obj(
+            folder / "meshes" / f"{obj.name}_collision.obj",
+            [(f"{obj.name}_hull{k}", hull) for k, hull in enumerate(obj.hulls)],
+            header=f"lyra-sim object {obj.name}: {len(obj.hulls)} convex parts in the body frame (origin = centre of mass)",
+        )
+        (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
+    _write_preview(folder / "preview.png", world, manifest, config)
+
+
+def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: BuildConfig) -> None:
+    """Render the whole scene (scenery and objects at their initial poses) from 40 degrees up."""
+    from PIL import Image
+
+    from lyra_sim.render.api import render
+
+    camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
+    with torch.no_grad():
+        rgb = render(world, camera, modes=("rgb",), backend=config.render_backend, background=(1.0, 1.0, 1.0))["rgb"][0]
+    Image.fromarray((rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)).save(path)

@@ -1,0 +1,151 @@
+"""``BuildConfig``: every parameter of the scene -> SimBundle conversion, with its default.
+
+The ``lyra-sim build`` command exposes the common ones; the rest are for library users and
+benchmarks. Every value used ends up in the bundle's manifest ("normalisation" and "build").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from lyra_sim.typed import ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
+
+
+@dataclass
+class BuildConfig:
+    """Parameters of ``build_bundle`` (lengths in metres of the bundle world unless noted).
+
+    Normalisation (source frame -> +Z up, metres, floor at z = 0):
+        up_axis: "auto" uses the reader's frame metadata as a prior (Lyra: -Y) and refines it
+            with the floor plane; an explicit axis ("+Y", "-Z", ...) is used as the prior instead.
+        refine_up: refine the prior with the floor plane found by RANSAC.
+        up_prior_max_angle_deg: floor candidates further than this from the prior are rejected.
+        floor_threshold: RANSAC inlier distance as a fraction of the robust scene extent.
+        scale: explicit metres per source unit (wins over everything else).
+        known_height: the height (m) of the scene's top above the floor, or of ``known_height_object``.
+        known_height_object: name of an object (from the masks or segmentation) whose height
+            ``known_height`` gives.
+        camera_height_prior: height (m) assumed for the source camera when its position is known
+            (Lyra: the first camera at the source origin) and nothing else gives the scale.
+        crop: optional user box [xmin, ymin, zmin, xmax, ymax, zmax] in the bundle world (m),
+            applied after normalisation.
+        far_field_factor: Gaussians farther from the median centre than this multiple of the
+            median distance are far field (sky, distant background) and removed.
+        extent_percentile: the robust extent is the [p, 100 - p] percentile box of the centres.
+        min_opacity: Gaussians less opaque than this are removed.
+        outlier_neighbours, outlier_std_ratio: statistical outlier removal on the centres.
+        min_cluster_fraction: isolated clusters with fewer than this fraction of the Gaussians
+            (cells of ``cluster_cell_fraction`` of the extent) are floaters.
+
+    Collision and visual meshes (scenery):
+        voxel_size: TSDF voxel (m); None = robust extent / ``voxels_across`` within [5 mm, 5 cm].
+        image_size: width = height of the virtual depth images.
+        views_per_ring, orbit_elevations_deg: the orbit cameras.
+        inside_out: add inside-out views from eye height; None = when the scene is wider than
+            ``room_size``.
+        depth_mode: "median_depth" (robust) or "depth" (expected z, smears at silhouettes).
+        alpha_threshold: pixels less opaque than this are not fused.
+        max_incidence_deg: pixels whose surface is seen more obliquely than this are not fused
+            (splat depth is biased towards the camera in proportion to the tangent of the angle).
+        refine_to_gaussians: move the fused surface onto the local plane of the opaque Gaussian
+            centres (one moving-least-squares step along the vertex normals), which removes
+            the bias of splat depth towards the cameras.
+        refine_radius_voxels, refine_max_shift_voxels: neighbourhood radius and largest move, in voxels.
+        hole_size: boundary loops smaller than this are closed.
+        min_component_fraction: mesh components smaller than this fraction of the largest are dropped.
+        collision_face_budget, visual_face_budget: decimation targets.
+        ground_slab: add a box under the floor, beyond the reconstructed area, so the floor is
+            solid everywhere; ``slab_margin`` beyond the bounds, ``slab_thickness`` deep.
+
+    Movable objects:
+        segment_objects: find objects standing on the floor automatically (``converters.segment``).
+        object_max_size, object_min_gaussians: what counts as an object when segmenting.
+        object_resolution: carving voxels across an object's largest side.
+        convex_method: "coacd" (default) or "vhacd" (PyBullet).
+        convex_threshold: CoACD concavity threshold (lower = more, tighter hulls).
+        max_hulls: upper bound on hulls per object.
+        object_density: kg/m^3, gives each object's mass from its hull volume.
+
+    Other:
+        render_backend: renderer backend for depth maps and the preview.
+        preview_size: width of preview.png (height is 3/4 of it).
+        seed: seeds RANSAC and the decompositions.
+    """
+
+    up_axis: UpAxis = "auto"
+    refine_up: bool = True
+    up_prior_max_angle_deg: float = 30.0
+    floor_threshold: float = 0.005
+    scale: float | None = None
+    known_height: float | None = None
+    known_height_object: str | None = None
+    camera_height_prior: float = 1.5
+    crop: tuple[float, float, float, float, float, float] | None = None
+    far_field_factor: float = 3.0
+    extent_percentile: float = 1.0
+    min_opacity: float = 0.05
+    outlier_neighbours: int = 16
+    outlier_std_ratio: float = 4.0
+    min_cluster_fraction: float = 0.002
+    cluster_cell_fraction: float = 0.02
+
+    voxel_size: float | None = None
+    voxels_across: int = 400
+    image_size: int = 192
+    views_per_ring: int = 12
+    orbit_elevations_deg: tuple[float, ...] = (15.0, 35.0, 60.0, 80.0)
+    inside_out: bool | None = None
+    room_size: float = 4.0
+    depth_mode: FusionDepth = "median_depth"
+    alpha_threshold: float = 0.5
+    max_incidence_deg: float | None = 60.0
+    refine_to_gaussians: bool = True
+    refine_radius_voxels: float = 3.0
+    refine_max_shift_voxels: float = 4.0
+    hole_size: float = 0.05
+    min_component_fraction: float = 0.02
+    collision_face_budget: int = 200_000
+    visual_face_budget: int = 400_000
+    ground_slab: bool = True
+    slab_margin: float = 2.0
+    slab_thickness: float = 0.2
+
+    segment_objects: bool = False
+    object_max_size: float = 1.0
+    object_min_gaussians: int = 200
+    object_resolution: int = 48
+    convex_method: ConvexMethod = "coacd"
+    convex_threshold: float = 0.05
+    max_hulls: int = 16
+    object_density: float = 500.0
+
+    render_backend: RenderBackend = "auto"
+    preview_size: int = 320
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self.up_axis, UpAxis, "up_axis")
+        check_choice(self.depth_mode, FusionDepth, "depth_mode")
+        check_choice(self.convex_method, ConvexMethod, "convex_method")
+        check_choice(self.render_backend, RenderBackend, "render_backend")
+        for name in ("scale", "known_height", "voxel_size"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.known_height_object is not None and self.known_height is None:
+            raise ValueError("known_height_object needs known_height")
+        if self.crop is not None:
+            crop = tuple(float(v) for v in self.crop)
+            if len(crop) != 6 or any(crop[k] >= crop[k + 3] for k in range(3)):
+                raise ValueError(f"crop must be [xmin, ymin, zmin, xmax, ymax, zmax] with min < max, got {list(self.crop)}")
+            self.crop = crop
+        for name in ("image_size", "views_per_ring", "collision_face_budget", "visual_face_budget", "object_resolution", "max_hulls"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.alpha_threshold < 1:
+            raise ValueError(f"alpha_threshold must be in (0, 1), got {self.alpha_threshold}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable copy (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
