@@ -69,8 +69,10 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
     source = np.empty((n_cams, n_gaussians), np.int32)
     depth_keys = np.empty((n_cams, n_gaussians), np.float32)
     counts = np.zeros((n_cams, n_chunks), np.int64)
+    log_scales = params["log_scales"]  # numpy's axis-1 max is ~15x slower than two maximums
+    max_scales = np.exp(np.maximum(np.maximum(log_scales[:, 0], log_scales[:, 1]), log_scales[:, 2]))
     kernels.project(
-        means, params["quats"], params["log_scales"], params["opacity_logits"], params["sh"], viewmats, Ks,
+        means, params["quats"], params["log_scales"], max_scales, params["opacity_logits"], params["sh"], viewmats, Ks,
         float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb,
         chunk_bounds, proj, source, depth_keys, counts,
     )

@@ -212,6 +212,23 @@ def sh_basis_gradient(x, y, z, degree, out):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def sh_color_channel(sh, n, ch, basis, n_bases):
+    """0.5 + Σ_k basis[k] sh[n, k, ch] over the first ``n_bases`` coefficients. Written out
+    band by band: indexing a tuple with a loop variable compiles to a slow switch."""
+    value = 0.5 + basis[0] * sh[n, 0, ch]
+    if n_bases > 1:
+        value += basis[1] * sh[n, 1, ch] + basis[2] * sh[n, 2, ch] + basis[3] * sh[n, 3, ch]
+    if n_bases > 4:
+        value += (basis[4] * sh[n, 4, ch] + basis[5] * sh[n, 5, ch] + basis[6] * sh[n, 6, ch]
+                  + basis[7] * sh[n, 7, ch] + basis[8] * sh[n, 8, ch])
+    if n_bases > 9:
+        value += (basis[9] * sh[n, 9, ch] + basis[10] * sh[n, 10, ch] + basis[11] * sh[n, 11, ch]
+                  + basis[12] * sh[n, 12, ch] + basis[13] * sh[n, 13, ch] + basis[14] * sh[n, 14, ch]
+                  + basis[15] * sh[n, 15, ch])
+    return value
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def view_direction(means, n, campos):
     """Unit vector from the camera centre to Gaussian n, and the distance."""
     vx = means[n, 0] - campos[0]
@@ -265,29 +282,50 @@ def to_camera(table, c, mx, my, mz):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def may_be_visible(table, c, mx, my, mz, max_scale, width, height, near, far):
-    """A cheap necessary test for ``project``'s visibility: depth in range and a box bounding
-    the 3.33-sigma extent (||J row|| * largest scale + sqrt(0.3)) reaching a pixel centre. Lets
-    most off-screen Gaussians skip the covariance, exps and SH."""
-    x, y, z = to_camera(table, c, mx, my, mz)
-    if not (z > near and z < far):
-        return False
-    rz = 1.0 / z
-    tx = min(max(x * rz, -table[c, 20]), table[c, 19])
-    ty = min(max(y * rz, -table[c, 22]), table[c, 21])
-    half_x = 3.33 * (table[c, 12] * rz * max_scale * math.sqrt(1.0 + tx * tx) + 0.5478) + 1e-3
-    half_y = 3.33 * (table[c, 13] * rz * max_scale * math.sqrt(1.0 + ty * ty) + 0.5478) + 1e-3
-    u = table[c, 12] * x * rz + table[c, 14]
-    v = table[c, 13] * y * rz + table[c, 15]
-    return u + half_x >= 0.5 and u - half_x <= width - 0.5 and v + half_y >= 0.5 and v - half_y <= height - 0.5
+def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags):
+    """flags[n - lo] |= a cheap necessary test of ``project``'s visibility for camera c: opacity,
+    depth in range, and a box bounding the 3.33-sigma extent (||J row|| * largest scale +
+    sqrt(0.3)) reaching a pixel centre. Branch-free float32 so that it vectorises: most
+    Gaussians of a scene are off-screen and should cost a few ns, not a full projection."""
+    r0, r1, r2 = np.float32(table[c, 0]), np.float32(table[c, 1]), np.float32(table[c, 2])
+    r3, r4, r5 = np.float32(table[c, 3]), np.float32(table[c, 4]), np.float32(table[c, 5])
+    r6, r7, r8 = np.float32(table[c, 6]), np.float32(table[c, 7]), np.float32(table[c, 8])
+    t0, t1, t2 = np.float32(table[c, 9]), np.float32(table[c, 10]), np.float32(table[c, 11])
+    fx, fy = np.float32(table[c, 12]), np.float32(table[c, 13])
+    cx, cy = np.float32(table[c, 14]), np.float32(table[c, 15])
+    lim_x_pos, lim_x_neg = np.float32(table[c, 19]), np.float32(table[c, 20])
+    lim_y_pos, lim_y_neg = np.float32(table[c, 21]), np.float32(table[c, 22])
+    near32, far32 = np.float32(near), np.float32(far)
+    u_max, v_max = np.float32(width - 0.5), np.float32(height - 0.5)
+    logit32 = np.float32(logit_min)
+    k = np.float32(3.33)
+    dilation = np.float32(0.5478)  # > sqrt(0.3)
+    slack = np.float32(1e-3)
+    for n in range(lo, hi):
+        mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
+        x = r0 * mx + r1 * my + r2 * mz + t0
+        y = r3 * mx + r4 * my + r5 * mz + t1
+        z = r6 * mx + r7 * my + r8 * mz + t2
+        in_depth = (z > near32) & (z < far32)
+        rz = F1 / max(z, near32)
+        tx = min(max(x * rz, -lim_x_neg), lim_x_pos)
+        ty = min(max(y * rz, -lim_y_neg), lim_y_pos)
+        scale = max_scales[n] * rz
+        half_x = k * (fx * scale * math.sqrt(F1 + tx * tx) + dilation) + slack
+        half_y = k * (fy * scale * math.sqrt(F1 + ty * ty) + dilation) + slack
+        u = fx * x * rz + cx
+        v = fy * y * rz + cy
+        on_screen = (u + half_x >= HALF) & (u - half_x <= u_max) & (v + half_y >= HALF) & (v - half_y <= v_max)
+        flags[n - lo] |= in_depth & on_screen & (opacity_logits[n] >= logit32)
 
 
 # ------------------------------------------------------------------------------- projection
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, height, near, far,
+def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, Ks, width, height, near, far,
             sh_degree, radius_clip, want_color, chunk_bounds, proj, source, depth_keys, counts):
     """Project every Gaussian into every camera; visible ones are written compacted per chunk.
 
+    ``max_scales`` [N] is exp(max log-scale) (numpy's SIMD exp; used by ``mark_candidates``).
     Gaussians [chunk_bounds[k], chunk_bounds[k+1]) form chunk k; for camera c its visible ones
     go to rows chunk_bounds[k] + 0.. of ``proj[c]`` [C, N, 16] (packed layout), with their
     index in ``source`` [C, N] and depth in ``depth_keys`` [C, N]; ``counts`` [C, chunks] gets
@@ -302,19 +340,17 @@ def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, h
     for k in prange(n_chunks):
         filled = np.zeros(n_cams, np.int64)
         lo = chunk_bounds[k]
-        for n in range(lo, chunk_bounds[k + 1]):
-            if opacity_logits[n] < logit_min:
+        hi = chunk_bounds[k + 1]
+        flags = np.zeros(hi - lo, np.bool_)
+        for c in range(n_cams):
+            mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags)
+        for n in range(lo, hi):
+            if not flags[n - lo]:
                 continue
             mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
-            max_scale = math.exp(max(log_scales[n, 0], max(log_scales[n, 1], log_scales[n, 2])))
-            seen = False
-            for c in range(n_cams):
-                if may_be_visible(table, c, mx, my, mz, max_scale, width, height, near, far):
-                    seen = True
-                    break
-            if not seen:
-                continue
             opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
+            if opacity < ALPHA_THRESHOLD:  # the float32 logit test may let a borderline one through
+                continue
             r = quat_rotation(quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3])
             cov = covariance_world(r, math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2]))
             sigma_max = math.log(opacity * 255.0)
@@ -363,10 +399,7 @@ def project(means, quats, log_scales, opacity_logits, sh, viewmats, Ks, width, h
                     dx, dy, dz, _ = view_direction(means, n, campos)
                     basis = sh_basis(dx, dy, dz, sh_degree)
                     for ch in range(3):
-                        value = 0.5
-                        for b in range(n_bases):
-                            value += basis[b] * sh[n, b, ch]
-                        proj[c, row, REC_R + ch] = max(value, 0.0)
+                        proj[c, row, REC_R + ch] = max(sh_color_channel(sh, n, ch, basis, n_bases), 0.0)
                 else:  # the backward multiplies colours by zero gradients: keep them finite
                     proj[c, row, REC_R] = 0.0
                     proj[c, row, REC_G] = 0.0
@@ -851,6 +884,7 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
         g_r = np.empty(9, np.float64)
         g_scale = np.empty(3, np.float64)
         basis_gradient = np.empty((3, 16), np.float64)
+        basis_values = np.empty(16, np.float64)
         for n in range(bounds[k], bounds[k + 1]):
             visible = False
             for c in range(n_cams):
@@ -943,15 +977,14 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                     sh_basis_gradient(dxn, dyn, dzn, sh_degree, basis_gradient)
                     bgx, bgy, bgz = basis_gradient[0], basis_gradient[1], basis_gradient[2]
                     gdx = gdy = gdz = 0.0
+                    for b in range(16):  # the basis as an array: loops below index it
+                        basis_values[b] = basis[b]
                     for ch in range(3):
-                        value = 0.5
-                        for b in range(n_bases):
-                            value += basis[b] * sh[n, b, ch]
-                        if value <= 0.0:  # colour clamped at 0
+                        if sh_color_channel(sh, n, ch, basis, n_bases) <= 0.0:  # colour clamped at 0
                             continue
                         g_color = grad[GRAD_R + ch]
                         for b in range(n_bases):
-                            g_sh[n, b, ch] += basis[b] * g_color
+                            g_sh[n, b, ch] += basis_values[b] * g_color
                             coefficient = sh[n, b, ch] * g_color
                             gdx += bgx[b] * coefficient
                             gdy += bgy[b] * coefficient
