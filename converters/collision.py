@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lyra_sim.converters.config import BuildConfig
-from lyra_sim.geometry.mesh import Mesh, clip_below, decimate, fill_small_holes, keep_large_components, project_to_points
+from lyra_sim.geometry.mesh import Mesh, clip_below, decimate, fill_small_holes, keep_large_components, project_to_points, smooth_taubin
 from lyra_sim.geometry.tsdf import carve_occupancy, fuse_tsdf, incidence_cosine, occupancy_to_mesh
 from lyra_sim.geometry.views import inside_out_views, orbit_views
 from lyra_sim.render.camera import Camera
@@ -198,7 +198,22 @@ def object_solid(
     views = render_views(scene, cameras, config, with_colors=False, max_depth=cameras.far)
     occupancy = carve_occupancy(views.alpha, views.depth, views.Ks, views.viewmats, low, voxel, shape, alpha_threshold=config.alpha_threshold)
     mesh = keep_large_components(occupancy_to_mesh(occupancy, low, voxel), min_fraction=0.1)
-    info = {"voxel_size": voxel, "grid": list(shape), "views": len(cameras), "occupied_voxels": int(occupancy.sum())}
+    # Carving keeps everything no camera saw through, so the solid is slightly fat (about a
+    # pixel's footprint) and stair-stepped: smooth it, then pull it onto the Gaussian centres.
+    mesh = smooth_taubin(mesh, 10)
+    shift = np.zeros(0)
+    if config.refine_to_gaussians:
+        opaque = scene.opacities().detach().cpu().numpy() >= config.alpha_threshold
+        mesh, shift = project_to_points(mesh, means[opaque], radius=config.refine_radius_voxels * voxel, max_shift=config.refine_max_shift_voxels * voxel)
+    mesh = decimate(mesh, config.convex_input_faces)
+    info = {
+        "voxel_size": voxel,
+        "grid": list(shape),
+        "views": len(cameras),
+        "occupied_voxels": int(occupancy.sum()),
+        "refine_mean_shift": float(np.mean(np.abs(shift))) if len(shift) else 0.0,
+        "faces": len(mesh),
+    }
     return mesh, info
 
 

@@ -62,6 +62,8 @@ class BuildConfig:
         segment_objects: find objects standing on the floor automatically (``converters.segment``).
         object_max_size, object_min_gaussians: what counts as an object when segmenting.
         object_resolution: carving voxels across an object's largest side.
+        convex_input_faces: the carved solid is smoothed and decimated to this many faces
+            before decomposition (CoACD's time grows quickly with the face count).
         convex_method: "coacd" (default) or "vhacd" (PyBullet).
         convex_threshold: CoACD concavity threshold (lower = more, tighter hulls).
         max_hulls: upper bound on hulls per object.
@@ -115,6 +117,7 @@ class BuildConfig:
     object_max_size: float = 1.0
     object_min_gaussians: int = 200
     object_resolution: int = 48
+    convex_input_faces: int = 2000
     convex_method: ConvexMethod = "coacd"
     convex_threshold: float = 0.05
     max_hulls: int = 16
@@ -140,7 +143,7 @@ class BuildConfig:
             if len(crop) != 6 or any(crop[k] >= crop[k + 3] for k in range(3)):
                 raise ValueError(f"crop must be [xmin, ymin, zmin, xmax, ymax, zmax] with min < max, got {list(self.crop)}")
             self.crop = crop
-        for name in ("image_size", "views_per_ring", "collision_face_budget", "visual_face_budget", "object_resolution", "max_hulls"):
+        for name in ("image_size", "views_per_ring", "collision_face_budget", "visual_face_budget", "object_resolution", "max_hulls", "convex_input_faces"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.alpha_threshold < 1:

@@ -237,6 +237,15 @@ def clip_below(mesh: Mesh, floor_z: float, tolerance: float) -> Mesh:
     return Mesh(vertices, mesh.faces, mesh.colors)
 
 
+def smooth_taubin(mesh: Mesh, iterations: int = 10) -> Mesh:
+    """Taubin (lambda/mu) smoothing: removes voxel staircase without shrinking the mesh."""
+    if mesh.is_empty() or iterations <= 0:
+        return mesh
+    smoothed = Mesh.from_open3d(mesh.to_open3d().filter_smooth_taubin(number_of_iterations=int(iterations)))
+    smoothed.colors = None if mesh.colors is None else mesh.colors.copy()
+    return smoothed
+
+
 def remove_degenerate(mesh: Mesh) -> Mesh:
     """Drop zero-area and duplicated faces and unreferenced vertices."""
     if mesh.is_empty():
