@@ -153,10 +153,13 @@ def main() -> None:
         )
     ours = next(r for r in rows if r["case"] == "ply (lyra-sim)")
     baseline = next(r for r in rows if r["case"].startswith("ply (naive"))
-    ply_target_met = ours["count"] >= 1_000_000 and ours["read_median_s"] < TARGET_PLY_READ_S
+    large_enough = ours["count"] >= 1_000_000
+    ply_target_met = large_enough and ours["read_median_s"] < TARGET_PLY_READ_S
+    ply_target_met_cpu = large_enough and ours["read_cpu_median_s"] < TARGET_PLY_READ_S
     print(
-        f"\nPLY read {ours['read_median_s']:.2f} s (median) vs naive {baseline['read_median_s']:.2f} s: "
-        f"{baseline['read_median_s'] / ours['read_median_s']:.1f}x; target < {TARGET_PLY_READ_S} s: {'met' if ply_target_met else 'NOT met'}"
+        f"\nPLY read {ours['read_median_s']:.2f} s wall / {ours['read_cpu_median_s']:.2f} s CPU (medians) vs naive "
+        f"{baseline['read_median_s']:.2f} s wall: {baseline['read_median_s'] / ours['read_median_s']:.1f}x faster; "
+        f"target < {TARGET_PLY_READ_S} s: wall {'met' if ply_target_met else 'NOT met'}, CPU {'met' if ply_target_met_cpu else 'NOT met'}"
     )
     print("(times are medians; reads include validation of non-finite values and zero quaternions;")
     print(f" load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
@@ -171,6 +174,7 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "target_ply_read_s": TARGET_PLY_READ_S,
         "ply_read_target_met": ply_target_met,
+        "ply_read_target_met_cpu_time": ply_target_met_cpu,
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
