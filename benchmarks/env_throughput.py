@@ -49,29 +49,25 @@ def measure(vector: bool, options: dict, *, num_envs: int, steps: int, warmup: i
         single_options = {k: v for k, v in common.items() if k != "batch_render"}
         env = gymnasium.wrappers.TimeLimit(NavigateEnv(**single_options), 200)
     rng = np.random.default_rng(seed)
+    done = False
+
+    def run(count: int, bar: bool) -> None:
+        nonlocal done
+        for _ in tqdm(range(count), desc="vector" if vector else "single", leave=False, unit="step", disable=not bar):
+            action = rng.uniform(-1, 1, size=env.action_space.shape).astype(np.float32)
+            if vector:  # the vector env resets finished sub-envs itself
+                env.step(action)
+                continue
+            if done:
+                env.reset()
+            *_, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+
     try:
         env.reset(seed=seed)
-        space = env.action_space
-        done = False
-        for _ in range(warmup):
-            action = rng.uniform(-1, 1, size=space.shape).astype(np.float32)
-            if vector:
-                env.step(action)
-            else:
-                if done:
-                    env.reset()
-                *_, terminated, truncated, _ = env.step(action)
-                done = terminated or truncated
+        run(warmup, bar=False)
         start = time.perf_counter()
-        for _ in tqdm(range(steps), desc="vector" if vector else "single", leave=False, unit="step"):
-            action = rng.uniform(-1, 1, size=space.shape).astype(np.float32)
-            if vector:
-                env.step(action)
-            else:
-                if done:
-                    env.reset()
-                *_, terminated, truncated, _ = env.step(action)
-                done = terminated or truncated
+        run(steps, bar=True)
         elapsed = time.perf_counter() - start
     finally:
         env.close()
@@ -115,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from lyra_sim.io_utils import atomic_path
+    from lyra_sim.io_utils import atomic_path  # creates the results folder too
 
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))

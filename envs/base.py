@@ -217,9 +217,9 @@ class LyraSimEnv(gymnasium.Env):
         self.observation_space = self._make_observation_space()
         self.action_space = self._make_action_space()
         self.elapsed_steps = 0
-        # Bullet warm-starts its solver from cached contacts; restoring this snapshot (which
-        # includes them) at every reset makes an episode depend on its seed only, not on history.
-        self._initial_state = pybullet.saveState(physicsClientId=self.client_id)
+        self._mesh_body_poses = [
+            pybullet.getBasePositionAndOrientation(body.body_id, physicsClientId=self.client_id) for body in self.mesh_bodies
+        ]
 
     # ================================================================= task hooks
     def _load_task(self) -> None:
@@ -351,14 +351,15 @@ class LyraSimEnv(gymnasium.Env):
     def _reset_physics(self, seed: int | None, options: dict | None) -> None:
         super().reset(seed=seed)
         # Bullet keeps contact manifolds (and warm-starts its solver from them) while bodies
-        # overlap. Parking every movable body apart and running collision detection drops them;
-        # the snapshot taken at load time then puts everything back, so an episode depends on
-        # its seed only, not on the episode before.
+        # overlap. Parking every movable body apart and running collision detection drops them,
+        # so an episode depends on its seed only, not on the episode before.
         movable = self.object_ids + [body.body_id for body in self.mesh_bodies]
         for index, body_id in enumerate(movable):
             pybullet.resetBasePositionAndOrientation(body_id, [0, 0, -100.0 - 10.0 * index], [0, 0, 0, 1], physicsClientId=self.client_id)
         pybullet.performCollisionDetection(physicsClientId=self.client_id)
-        pybullet.restoreState(stateId=self._initial_state, physicsClientId=self.client_id)
+        for body, (position, orientation) in zip(self.mesh_bodies, self._mesh_body_poses):
+            pybullet.resetBasePositionAndOrientation(body.body_id, position, orientation, physicsClientId=self.client_id)
+            pybullet.resetBaseVelocity(body.body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
         for body_id, (position, orientation) in zip(self.object_ids, self.object_initial_poses):
             pybullet.resetBasePositionAndOrientation(body_id, position, orientation, physicsClientId=self.client_id)
             pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)

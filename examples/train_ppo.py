@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         "random_policy": {"success_rate": random_success, "mean_return": random_return},
         "curve": curve,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))
     print(f"wrote {args.out}")

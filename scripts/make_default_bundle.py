@@ -45,6 +45,7 @@ def build_default_bundle(kind: str, out_root: Path, *, seed: int = 0, gaussians:
         object_resolution=32,
         convex_threshold=0.1,
         max_hulls=6,
+        convex_method="vhacd",  # CoACD takes minutes per carved object on a busy 2-core machine
         preview_size=320,
         seed=seed,
     )

@@ -66,12 +66,18 @@ class ComposedScene:
             raise ValueError("ComposedScene needs a non-empty static scene or at least one part")
         self.parts = list(parts)
         self.num_static = len(static) if static is not None else 0
-        combined = GaussianScene.concat(pieces)
-        # numpy arrays own the memory; the torch tensors are views of them.
-        self._arrays = [t.detach().cpu().numpy().astype(np.float32, copy=True) for t in
-                        (combined.means, combined.quats, combined.log_scales, combined.opacity_logits, combined.sh)]
+        # numpy arrays own the memory; the torch tensors are views of them. (Concatenating in
+        # numpy also avoids torch's thread pool, slow for this on a busy 2-core machine.)
+        sh_bases = max(piece.sh.shape[1] for piece in pieces)
+        columns = [[piece.means, piece.quats, piece.log_scales, piece.opacity_logits, piece.sh] for piece in pieces]
+        self._arrays = []
+        for k in range(5):
+            parts_k = [c[k].detach().cpu().numpy() for c in columns]
+            if k == 4:  # zero-pad SH to the highest degree present
+                parts_k = [np.pad(a, ((0, 0), (0, sh_bases - a.shape[1]), (0, 0))) for a in parts_k]
+            self._arrays.append(np.concatenate(parts_k).astype(np.float32, copy=False))
         self._tensors = tuple(torch.from_numpy(a) for a in self._arrays)
-        self._metadata = combined.metadata
+        self._metadata = pieces[0].metadata.copy()
         labels = [np.full(self.num_static, static_label, dtype=np.int32)]
         self.part_slices: list[slice] = []
         start = self.num_static
