@@ -253,3 +253,13 @@ def test_auto_backend_picks_gsplat_only_with_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(LyraSimError, match="CUDA"):
             render(random_scene(5), random_cameras(1), backend="gsplat")
+
+
+def test_lyra_sim_render_is_callable_even_after_submodule_imports():
+    import lyra_sim
+    import lyra_sim.render.camera  # binds the package to lyra_sim.render
+
+    scene = random_scene(20, seed=13)
+    cam = random_cameras(1, seed=13, width=8, height=6)
+    out = lyra_sim.render(scene, cam, modes=("alpha",), backend="reference")
+    assert torch.equal(out["alpha"], render(scene, cam, modes=("alpha",), backend="reference")["alpha"])

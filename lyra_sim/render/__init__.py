@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 from lyra_sim.render.api import render, resolve_backend
 from lyra_sim.render.camera import Camera, intrinsics_from_fov, orbit_cameras, path_cameras
 from lyra_sim.render.lod import decimate_for_resolution, measure_decimation
@@ -23,3 +26,18 @@ __all__ = [
     "decimate_for_resolution",
     "measure_decimation",
 ]
+
+
+class _CallableRenderModule(types.ModuleType):
+    """``lyra_sim.render`` is both this package and the public ``render()`` function.
+
+    Importing any ``lyra_sim.render.<submodule>`` makes Python bind the package to the
+    ``lyra_sim.render`` attribute, shadowing the lazily exported function; calling the package
+    forwards to ``render()`` so ``lyra_sim.render(scene, cameras)`` works either way.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableRenderModule
