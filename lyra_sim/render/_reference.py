@@ -17,6 +17,10 @@ The maths (gsplat 1.x conventions; the contract every backend implements):
   ceil(k·sqrt(Σ2d[a,a])) with k = min(3.33, sqrt(2 ln(255 o))); a Gaussian is skipped when both
   are <= radius_clip. No pixel with α >= 1/255 lies outside that box, so the box does not
   change which pixels a Gaussian reaches; this module uses it (unrounded) only to skip work.
+* Outputs with blending weights w = α·T: rgb = Σ w·c + T_final·background; alpha = 1 - T_final
+  (= Σ w); depth = Σ w·z / alpha (0 where alpha = 0); median_depth = z of the first blended
+  Gaussian after which T <= 0.5 (0 if none); instance = the label with the largest Σ w (ties: the
+  smallest label), -1 where alpha < 0.5 or without labels.
 """
 
 from __future__ import annotations
