@@ -55,6 +55,7 @@ def test_batching_indexing_and_stack():
     one = cams[1]
     assert len(one) == 1 and torch.allclose(one.position[0], eyes[1], atol=1e-5)
     assert torch.allclose(cams[-1].viewmat, cams.viewmat[2:])
+    assert torch.equal(cams[np.int64(1)].viewmat, one.viewmat) and len(cams[torch.tensor([0, 2])]) == 2
     restacked = Camera.stack([cams[2], cams[0]])
     assert torch.allclose(restacked.viewmat, cams.viewmat[[2, 0]])
     with pytest.raises(ValueError, match="image size"):

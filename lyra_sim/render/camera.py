@@ -222,6 +222,8 @@ class Camera:
 
     def __getitem__(self, index) -> "Camera":
         """Select cameras by int (a one-camera Camera), slice, or index tensor."""
+        if isinstance(index, (np.integer, torch.Tensor)) and np.ndim(index) == 0:
+            index = int(index)
         if isinstance(index, int):
             if not -len(self) <= index < len(self):
                 raise IndexError(f"camera index {index} out of range for {len(self)} cameras")
