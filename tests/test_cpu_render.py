@@ -30,17 +30,20 @@ def test_fast_exp_relative_error_below_1e_4():
     assert np.max(np.abs(approx / exact - 1.0)) < 1e-4
 
 
-def test_radix_sort_is_a_stable_exact_depth_sort():
-    rng = np.random.default_rng(0)
-    n, n_chunks = 20_000, 5
-    depths = rng.uniform(0.05, 80.0, n).astype(np.float32)
-    depths[::7] = depths[3]  # many ties: stability decides their order
-    depths[1::11] = -rng.uniform(0.0, 1.0, len(depths[1::11])).astype(np.float32)  # negative keys sort first
+@pytest.mark.parametrize("n,cameras", [(20_000, 1), (70_000, 1), (9_000, 3)])  # serial, parallel, per-camera
+def test_radix_sort_is_a_stable_exact_depth_sort(n, cameras):
+    rng = np.random.default_rng(n)
+    n_chunks = 5
+    depths = rng.uniform(0.05, 80.0, (cameras, n)).astype(np.float32)
+    depths[:, ::7] = depths[:, 3:4]  # many ties: stability decides their order
+    depths[:, 1::11] = -rng.uniform(0.0, 1.0, depths[:, 1::11].shape).astype(np.float32)  # negative keys first
     bounds = _cpu_kernels.even_chunks(n, n_chunks)
-    counts = np.diff(bounds)[None].astype(np.int64)  # every entry "visible"
-    order, offsets = _cpu_kernels.sort_by_depth(depths[None].view(np.uint32), bounds, counts, 4)
-    assert list(offsets) == [0, n]
-    np.testing.assert_array_equal(order, np.argsort(depths, kind="stable"))
+    counts = np.repeat(np.diff(bounds)[None], cameras, 0).astype(np.int64)  # every entry "visible"
+    assert (cameras == 1 and n >= _cpu_kernels.PARALLEL_SORT_MIN) == (n == 70_000)  # both paths covered
+    order, offsets = _cpu_kernels.sort_by_depth(depths.view(np.uint32), bounds, counts, 4)
+    assert list(offsets) == [c * n for c in range(cameras + 1)]
+    for c in range(cameras):
+        np.testing.assert_array_equal(order[c * n:(c + 1) * n], np.argsort(depths[c], kind="stable"))
 
 
 def test_tile_lists_hold_exactly_the_gaussians_whose_box_reaches_the_tile():

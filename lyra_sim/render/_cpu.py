@@ -137,13 +137,8 @@ def _backward(frame: _Frame, params: dict[str, np.ndarray], width: int, height: 
         grad_rgb, grad_alpha, grad_depth, grad_buffer,
     )
     clock.lap("rasterize_backward")
-    grads = {
-        "means": np.zeros_like(means),
-        "quats": np.zeros_like(params["quats"]),
-        "log_scales": np.zeros_like(params["log_scales"]),
-        "opacity_logits": np.zeros_like(params["opacity_logits"]),
-        "sh": np.zeros_like(params["sh"]),
-    }
+    # uninitialised: project_backward writes every element (zeros included)
+    grads = {name: np.empty_like(params[name]) for name in _PARAM_NAMES}
     kernels.project_backward(
         means, params["quats"], params["log_scales"], params["opacity_logits"], params["sh"], params["viewmats"],
         params["Ks"], float(width), float(height), sh_degree, frame.packed, _slots(frame, n_cams, n_gaussians),

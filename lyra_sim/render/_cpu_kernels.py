@@ -457,6 +457,12 @@ def even_chunks(n, n_chunks):
     return bounds
 
 
+@njit(cache=True)
+def flip_float_bits(bits):
+    """Map float32 bits to a uint32 whose unsigned order is the float order (negatives too)."""
+    return bits ^ (np.uint32(0xFFFFFFFF) if bits >> 31 else np.uint32(0x80000000))
+
+
 @njit(parallel=True, cache=True)
 def _gather_visible(depth_keys_bits, chunk_bounds, counts, camera, offsets, keys, rows):
     """Copy camera c's per-chunk visible keys and proj rows into dense arrays (index order)."""
@@ -464,9 +470,7 @@ def _gather_visible(depth_keys_bits, chunk_bounds, counts, camera, offsets, keys
     for k in prange(n_chunks):
         lo = chunk_bounds[k]
         for j in range(counts[camera, k]):
-            bits = depth_keys_bits[camera, lo + j]
-            # flip so that the unsigned order of the bits is the float order (negatives too)
-            keys[offsets[k] + j] = bits ^ (np.uint32(0xFFFFFFFF) if bits >> 31 else np.uint32(0x80000000))
+            keys[offsets[k] + j] = flip_float_bits(depth_keys_bits[camera, lo + j])
             rows[offsets[k] + j] = lo + j
 
 
@@ -483,14 +487,14 @@ def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
     for c in range(n_cams):
         camera_offsets[c + 1] = camera_offsets[c] + counts[c].sum()
     order = np.empty(camera_offsets[n_cams], np.int32)
-    for c in range(n_cams):
-        m = camera_offsets[c + 1] - camera_offsets[c]
+    if n_cams == 1 and camera_offsets[1] >= PARALLEL_SORT_MIN:
+        m = camera_offsets[1]
         offsets = np.zeros(n_chunks, np.int64)
         for k in range(1, n_chunks):
-            offsets[k] = offsets[k - 1] + counts[c, k - 1]
+            offsets[k] = offsets[k - 1] + counts[0, k - 1]
         keys = np.empty(m, np.uint32)
         rows = np.empty(m, np.int32)
-        _gather_visible(depth_keys_bits, chunk_bounds, counts, c, offsets, keys, rows)
+        _gather_visible(depth_keys_bits, chunk_bounds, counts, 0, offsets, keys, rows)
         keys_tmp = np.empty(m, np.uint32)
         rows_tmp = np.empty(m, np.int32)
         bounds = even_chunks(m, max(1, min(n_sort_chunks, m // 2048)))
@@ -498,8 +502,56 @@ def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
             if _radix_pass(keys, rows, keys_tmp, rows_tmp, shift, bounds):
                 keys, keys_tmp = keys_tmp, keys
                 rows, rows_tmp = rows_tmp, rows
-        order[camera_offsets[c]:camera_offsets[c + 1]] = rows
+        order[:] = rows
+    else:
+        _sort_cameras(depth_keys_bits, chunk_bounds, counts, camera_offsets, order)
     return order, camera_offsets
+
+
+# below this many visible Gaussians a camera is sorted by one thread: each parallel pass is a
+# fork/join, which costs more than it saves on small inputs and a lot on a busy machine
+PARALLEL_SORT_MIN = 65536
+
+
+@njit(parallel=True, cache=True)
+def _sort_cameras(depth_keys_bits, chunk_bounds, counts, camera_offsets, order):
+    """Sort each camera's visible Gaussians on its own thread (one fork/join for all)."""
+    n_cams, n_chunks = counts.shape
+    for c in prange(n_cams):
+        m = camera_offsets[c + 1] - camera_offsets[c]
+        keys = np.empty(m, np.uint32)
+        rows = np.empty(m, np.int32)
+        position = 0
+        for k in range(n_chunks):
+            lo = chunk_bounds[k]
+            for j in range(counts[c, k]):
+                keys[position] = flip_float_bits(depth_keys_bits[c, lo + j])
+                rows[position] = lo + j
+                position += 1
+        keys_tmp = np.empty(m, np.uint32)
+        rows_tmp = np.empty(m, np.int32)
+        histogram = np.empty(RADIX_BUCKETS, np.int64)
+        for shift in range(0, 32, RADIX_BITS):
+            histogram[:] = 0
+            for i in range(m):
+                histogram[(keys[i] >> shift) & (RADIX_BUCKETS - 1)] += 1
+            running = 0
+            single_digit = False
+            for d in range(RADIX_BUCKETS):
+                count = histogram[d]
+                single_digit |= count == m
+                histogram[d] = running
+                running += count
+            if single_digit:  # the pass would be the identity
+                continue
+            for i in range(m):
+                d = (keys[i] >> shift) & (RADIX_BUCKETS - 1)
+                keys_tmp[histogram[d]] = keys[i]
+                rows_tmp[histogram[d]] = rows[i]
+                histogram[d] += 1
+            keys, keys_tmp = keys_tmp, keys
+            rows, rows_tmp = rows_tmp, rows
+        order[camera_offsets[c]:camera_offsets[c + 1]] = rows
 
 
 # ------------------------------------------------------------------------------ tile binning
@@ -794,6 +846,14 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
                     g_alpha_total -= g_depth * out_depth[c, v, u, 0] / alpha
                 g_background = g_r[p] * background[c, 0] + g_g[p] * background[c, 1] + g_b[p] * background[c, 2]
                 suffix[p] = final_t * (g_background - g_alpha_total)
+        # a row's pixels blended only entries below their stop index: rows whose largest stop
+        # index is <= an entry's skip it
+        row_stop = np.zeros(TILE, np.int32)
+        for py in range(TILE):
+            largest = -1
+            for px in range(TILE):
+                largest = max(largest, stop[py, px])
+            row_stop[py] = largest
         start = tile_start[job]
         for e in range(start + tile_end[job] - 1, start - 1, -1):
             local = e - start
@@ -816,10 +876,12 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
             dx0 = np.float32(x0) + HALF - mx
             d_mx = d_my = d_ca = d_cb = d_cc = d_o = d_r = d_g = d_b = d_z = F0
             for v in range(v_lo, v_hi + 1):
+                row = v - y0
+                if local >= row_stop[row]:
+                    continue
                 dy = np.float32(v) + HALF - my
                 lin = cb * dy
                 const = half_c * dy * dy
-                row = v - y0
                 for i in range(TILE):
                     p = (row, i)
                     dx = dx0 + np.float32(i)
@@ -885,12 +947,26 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
         g_scale = np.empty(3, np.float64)
         basis_gradient = np.empty((3, 16), np.float64)
         basis_values = np.empty(16, np.float64)
+        rot = np.empty(9, np.float64)
+        g_full = np.empty(9, np.float64)
+        scales = np.empty(3, np.float64)
         for n in range(bounds[k], bounds[k + 1]):
             visible = False
             for c in range(n_cams):
                 if slot[c, n] >= 0:
                     visible = True
+            # every output element is written here (the caller allocates them uninitialised):
+            # zeroing the large SH gradient in this parallel loop saves a serial pass
+            for b in range(g_sh.shape[1]):
+                for ch in range(3):
+                    g_sh[n, b, ch] = 0.0
             if not visible:
+                for i in range(3):
+                    g_means[n, i] = 0.0
+                    g_log_scales[n, i] = 0.0
+                for i in range(4):
+                    g_quats[n, i] = 0.0
+                g_opacity_logits[n] = 0.0
                 continue
             qw, qx, qy, qz = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
             r = quat_rotation(qw, qx, qy, qz)
@@ -1000,24 +1076,31 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
             opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
             g_opacity_logits[n] = g_opacity * opacity * (1.0 - opacity)
             # Σ3d = M Mᵀ with M = R diag(s): dM = 2 dΣ M (dΣ symmetric)
-            gs = ((g_cov[0], g_cov[1], g_cov[2]), (g_cov[1], g_cov[3], g_cov[4]), (g_cov[2], g_cov[4], g_cov[5]))
-            scales = (sx, sy, sz)
+            # arrays, not tuples: tuples indexed by loop variables compile to slow switches
+            for i in range(9):
+                rot[i] = r[i]
+            g_full[0], g_full[1], g_full[2] = g_cov[0], g_cov[1], g_cov[2]
+            g_full[3], g_full[4], g_full[5] = g_cov[1], g_cov[3], g_cov[4]
+            g_full[6], g_full[7], g_full[8] = g_cov[2], g_cov[4], g_cov[5]
+            scales[0], scales[1], scales[2] = sx, sy, sz
             g_r[:] = 0.0
             g_scale[:] = 0.0
             for i in range(3):
                 for j in range(3):
-                    # dM[i, j] = 2 Σ_k gs[i][k] M[k, j], M[k, j] = r[k, j] s_j
+                    # dM[i, j] = 2 Σ_k dΣ[i, k] M[k, j], M[k, j] = r[k, j] s_j
                     g_m = 0.0
                     for inner in range(3):
-                        g_m += gs[i][inner] * r[3 * inner + j]
+                        g_m += g_full[3 * i + inner] * rot[3 * inner + j]
                     g_m *= 2.0 * scales[j]
                     g_r[3 * i + j] = g_m * scales[j]
-                    g_scale[j] += g_m * r[3 * i + j]
+                    g_scale[j] += g_m * rot[3 * i + j]
             for j in range(3):
                 g_log_scales[n, j] = g_scale[j] * scales[j]
             # R(q̂) -> q̂ -> q through the normalisation
             norm = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
             if norm < 1e-12:
+                for i in range(4):
+                    g_quats[n, i] = 0.0
                 continue
             w_, x_, y_, z_ = qw / norm, qx / norm, qy / norm, qz / norm
             g00, g01, g02, g10, g11, g12, g20, g21, g22 = g_r[0], g_r[1], g_r[2], g_r[3], g_r[4], g_r[5], g_r[6], g_r[7], g_r[8]
