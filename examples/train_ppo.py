@@ -1,7 +1,7 @@
 """Train Stable-Baselines3 PPO on pixels (splat-rendered RGB + the goal vector) for LyraSim/Navigate-v0
 and report the learning curve: success rate against environment steps, beside a random policy.
 
-    python examples/train_ppo.py                          # 30k steps, ~48 px observations
+    python examples/train_ppo.py                          # 12k steps, 36 px observations
     python examples/train_ppo.py --timesteps 100000 --envs 8 --model navigate_ppo.zip
 
 Needs the ``rl`` extra (``pip install lyra-sim[rl]``). Writes the curve as JSON
@@ -48,13 +48,13 @@ def evaluate(policy, env, episodes: int, seed: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timesteps", type=int, default=30_000)
+    parser.add_argument("--timesteps", type=int, default=12_000)
     parser.add_argument("--envs", type=int, default=4, help="parallel envs (SB3 DummyVecEnv)")
-    parser.add_argument("--size", type=int, default=48, help="observation size (NatureCNN needs >= 36)")
-    parser.add_argument("--episode-steps", type=int, default=100)
-    parser.add_argument("--goal-distance", type=float, nargs=2, default=(0.6, 1.5))
-    parser.add_argument("--eval-every", type=int, default=5_000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--size", type=int, default=36, help="observation size (NatureCNN needs >= 36)")
+    parser.add_argument("--episode-steps", type=int, default=60)
+    parser.add_argument("--goal-distance", type=float, nargs=2, default=(0.4, 1.2))
+    parser.add_argument("--eval-every", type=int, default=3_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=None, help="save the trained policy here (.zip)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return True
 
     train_env = make_vec_env(lambda: make_env(args.size, args.episode_steps, goal_distance), n_envs=args.envs, seed=args.seed)
-    model = PPO("MultiInputPolicy", train_env, n_steps=256, batch_size=256, n_epochs=4, learning_rate=3e-4,
-                gamma=0.98, ent_coef=0.01, seed=args.seed, verbose=0)
+    model = PPO("MultiInputPolicy", train_env, n_steps=256, batch_size=256, n_epochs=6, learning_rate=5e-4,
+                gamma=0.97, ent_coef=0.005, seed=args.seed, verbose=0)
     callback = LearningCurve()
     model.learn(total_timesteps=args.timesteps, callback=callback, progress_bar=True)
     final_success, final_return = evaluate(lambda o: model.predict(o, deterministic=True)[0], eval_env, args.eval_episodes, eval_seed)

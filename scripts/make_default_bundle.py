@@ -18,8 +18,8 @@ from pathlib import Path
 
 # Budgets per kit: enough Gaussians for 64-256 px views, meshes decimated for a small wheel.
 KIT_SETTINGS = {
-    "room": {"gaussians": 40_000, "voxel_size": 0.03, "collision_faces": 12_000, "visual_faces": 12_000},
-    "tabletop": {"gaussians": 30_000, "voxel_size": 0.015, "collision_faces": 12_000, "visual_faces": 12_000},
+    "room": {"gaussians": 30_000, "voxel_size": 0.03, "collision_faces": 12_000, "visual_faces": 12_000},
+    "tabletop": {"gaussians": 20_000, "voxel_size": 0.015, "collision_faces": 12_000, "visual_faces": 12_000},
 }
 
 

@@ -57,6 +57,7 @@ def test_check_env(env_id):
     env = gymnasium.make(env_id, render_mode="rgb_array", render_width=48, render_height=48, **SMALL)
     try:
         check_env(env.unwrapped, skip_render_check=False)
+        env.reset(seed=0)
         frame = env.render()
         assert frame.shape == (48, 48, 3) and frame.dtype == np.uint8 and frame.std() > 5
     finally:

@@ -135,21 +135,26 @@ class PushEnv(LyraSimEnv):
         ys = np.linspace(self.bounds_min[1], self.bounds_max[1], _RAY_GRID)
         grid_x, grid_y = np.meshgrid(xs, ys, indexing="ij")
         top, bottom = self.bounds_max[2] + 0.5, self.floor_height - 0.5
-        starts = [[x, y, top] for x, y in zip(grid_x.ravel(), grid_y.ravel())] + [[position[0], position[1], top]]
+        starts = [[x, y, top] for x, y in zip(grid_x.ravel(), grid_y.ravel())]
         ends = [[x, y, bottom] for x, y, _ in starts]
         hits = []
         for chunk in range(0, len(starts), 4000):  # PyBullet caps a ray batch
             hits += pybullet.rayTestBatch(starts[chunk : chunk + 4000], ends[chunk : chunk + 4000], physicsClientId=client)
-        heights = np.array([hit[3][2] if hit[0] >= 0 else -np.inf for hit in hits])
-        self.table_top = float(heights[-1])
-        if not self.table_top > self.floor_height + 0.1:
-            raise BundleError(f"{self.bundle_path}: no table under object {self.object_names[self.object_index]!r} "
-                              f"(surface at z={self.table_top:.3f}, floor at {self.floor_height:.3f})")
-        on_table = (np.abs(heights[:-1] - self.table_top) < 0.01).reshape(grid_x.shape)
+        heights = np.array([hit[3][2] if hit[0] >= 0 else -np.inf for hit in hits]).reshape(grid_x.shape)
+        # The scenery may have a hole right under the object (its Gaussians hid the table top
+        # there), so the table top is the typical raised surface in a ring around it.
+        distance = np.hypot(grid_x - position[0], grid_y - position[1])
+        around = (distance < 0.3) & (heights > self.floor_height + 0.1) & (heights < position[2])
+        if not around.any():
+            raise BundleError(f"{self.bundle_path}: no table around object {self.object_names[self.object_index]!r} "
+                              f"(no raised surface within 0.3 m below it; floor at {self.floor_height:.3f})")
+        self.table_top = float(np.median(heights[around]))
+        on_table = np.abs(heights - self.table_top) < 0.015
         from scipy import ndimage
 
-        regions, _ = ndimage.label(on_table)
-        nearest = np.unravel_index(np.argmin((grid_x - position[0]) ** 2 + (grid_y - position[1]) ** 2), grid_x.shape)
+        # The object's hole is part of the table: close it before taking the connected region.
+        regions, _ = ndimage.label(ndimage.binary_closing(on_table, iterations=3) | on_table)
+        nearest = np.unravel_index(np.argmin(np.where(on_table, distance, np.inf)), grid_x.shape)
         region = regions == regions[nearest]
         self.table_low = np.array([grid_x[region].min(), grid_y[region].min()])
         self.table_high = np.array([grid_x[region].max(), grid_y[region].max()])
