@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lyra_sim.converters.config import BuildConfig
-from lyra_sim.geometry.mesh import Mesh, clip_below, decimate, fill_small_holes, keep_large_components, project_to_points, smooth_taubin
+from lyra_sim.geometry.mesh import Mesh, clip_below, crop_to_box, decimate, fill_small_holes, keep_large_components, project_to_points, smooth_taubin
 from lyra_sim.geometry.tsdf import carve_occupancy, fuse_tsdf, incidence_cosine, occupancy_to_mesh
 from lyra_sim.geometry.views import inside_out_views, orbit_views
 from lyra_sim.render.camera import Camera
@@ -153,15 +153,21 @@ def scenery_meshes(
 
     clock = time.perf_counter()
     raw_faces = len(fused)
+    margin = 10 * voxel
+    fused = crop_to_box(fused, low - margin, high + margin)
+    timings["stray_faces_removed"] = raw_faces - len(fused)
     surface = keep_large_components(fused, config.min_component_fraction)
     surface = fill_small_holes(surface, config.hole_size)
     if config.refine_to_gaussians:
         opaque = scene.opacities().detach().cpu().numpy() >= config.alpha_threshold
-        surface, shift = project_to_points(surface, means[opaque], radius=config.refine_radius_voxels * voxel, max_shift=config.refine_max_shift_voxels * voxel)
-        timings["refine_mean_shift"] = float(np.mean(np.abs(shift)))
+        total_shift = np.zeros(len(surface.vertices))
+        for _ in range(config.refine_iterations):
+            surface, shift = project_to_points(surface, means[opaque], radius=config.refine_radius_voxels * voxel, max_shift=config.refine_max_shift_voxels * voxel)
+            total_shift += shift
+        timings["refine_mean_shift"] = float(np.mean(np.abs(total_shift)))
     surface = clip_below(surface, floor_z, tolerance=voxel)
-    collision = decimate(surface, config.collision_face_budget)
-    visual = decimate(surface, config.visual_face_budget)
+    collision = crop_to_box(decimate(surface, config.collision_face_budget), low - margin, high + margin)
+    visual = crop_to_box(decimate(surface, config.visual_face_budget), low - margin, high + margin)
     timings["cleanup_s"] = time.perf_counter() - clock
     info = {
         "views": len(cameras),
@@ -197,7 +203,7 @@ def object_solid(
     cameras = orbit_views(low, high, (5.0, 30.0, 60.0, 85.0), 8, size, size)
     views = render_views(scene, cameras, config, with_colors=False, max_depth=cameras.far)
     occupancy = carve_occupancy(views.alpha, views.depth, views.Ks, views.viewmats, low, voxel, shape, alpha_threshold=config.alpha_threshold)
-    mesh = keep_large_components(occupancy_to_mesh(occupancy, low, voxel), min_fraction=0.1)
+    mesh = keep_large_components(crop_to_box(occupancy_to_mesh(occupancy, low, voxel), low - 3 * voxel, high + 3 * voxel), min_fraction=0.1)
     # Carving keeps everything no camera saw through, so the solid is slightly fat (about a
     # pixel's footprint) and stair-stepped: smooth it, then pull it onto the Gaussian centres.
     mesh = smooth_taubin(mesh, 10)
@@ -205,7 +211,7 @@ def object_solid(
     if config.refine_to_gaussians:
         opaque = scene.opacities().detach().cpu().numpy() >= config.alpha_threshold
         mesh, shift = project_to_points(mesh, means[opaque], radius=config.refine_radius_voxels * voxel, max_shift=config.refine_max_shift_voxels * voxel)
-    mesh = decimate(mesh, config.convex_input_faces)
+    mesh = crop_to_box(decimate(mesh, config.convex_input_faces), low - 3 * voxel, high + 3 * voxel)
     info = {
         "voxel_size": voxel,
         "grid": list(shape),

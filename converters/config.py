@@ -22,6 +22,8 @@ class BuildConfig:
         refine_up: refine the prior with the floor plane found by RANSAC.
         up_prior_max_angle_deg: floor candidates further than this from the prior are rejected.
         floor_threshold: RANSAC inlier distance as a fraction of the robust scene extent.
+        align_yaw: turn the scene about +Z so its dominant vertical surfaces (walls, sides)
+            are axis-aligned (tight bounds and camera rigs).
         scale: explicit metres per source unit (wins over everything else).
         known_height: the height (m) of the scene's top above the floor, or of ``known_height_object``.
         known_height_object: name of an object (from the masks or segmentation) whose height
@@ -51,7 +53,10 @@ class BuildConfig:
         refine_to_gaussians: move the fused surface onto the local plane of the opaque Gaussian
             centres (one moving-least-squares step along the vertex normals), which removes
             the bias of splat depth towards the cameras.
-        refine_radius_voxels, refine_max_shift_voxels: neighbourhood radius and largest move, in voxels.
+        refine_iterations: projection steps (normals are recomputed between steps, which
+            sharpens the fillets that depth fusion leaves in concave corners).
+        refine_radius_voxels, refine_max_shift_voxels: neighbourhood radius and largest move
+            per step, in voxels.
         hole_size: boundary loops smaller than this are closed.
         min_component_fraction: mesh components smaller than this fraction of the largest are dropped.
         collision_face_budget, visual_face_budget: decimation targets.
@@ -79,6 +84,7 @@ class BuildConfig:
     refine_up: bool = True
     up_prior_max_angle_deg: float = 30.0
     floor_threshold: float = 0.005
+    align_yaw: bool = True
     scale: float | None = None
     known_height: float | None = None
     known_height_object: str | None = None
@@ -103,6 +109,7 @@ class BuildConfig:
     alpha_threshold: float = 0.5
     max_incidence_deg: float | None = 60.0
     refine_to_gaussians: bool = True
+    refine_iterations: int = 3
     refine_radius_voxels: float = 3.0
     refine_max_shift_voxels: float = 4.0
     hole_size: float = 0.05

@@ -39,6 +39,8 @@ AXIS_VECTORS = {
 }
 # Gaussians at least this opaque vote for the floor plane: faint ones are often floaters.
 _OPAQUE_FOR_PLANE = 0.5
+# Below this mean resultant length of the folded wall directions there is no dominant yaw.
+_MIN_YAW_CONCENTRATION = 0.3
 
 
 @dataclass
@@ -97,6 +99,28 @@ def source_camera_positions(scene: GaussianScene) -> np.ndarray | None:  # [K, 3
     if scene.metadata.frame == "opencv-first-camera":
         return np.zeros((1, 3))
     return None
+
+
+def manhattan_yaw(scene: GaussianScene, kept: np.ndarray, rotation: np.ndarray) -> tuple[float, float]:
+    """The yaw (radians, in [-45, 45) degrees) of the dominant vertical surfaces after ``rotation``.
+
+    Flat, opaque Gaussians whose normal is nearly horizontal (walls, box and furniture sides)
+    vote with their normal's azimuth folded modulo 90 degrees (circular mean of 4 x azimuth).
+    Rotating by -yaw makes walls axis-aligned, which keeps bounding boxes (and so the virtual
+    cameras' distance) tight. Returns (yaw, concentration in [0, 1]).
+    """
+    from lyra_sim.converters.segment import gaussian_normals
+
+    subset = scene[torch.from_numpy(kept)]
+    normals = gaussian_normals(subset) @ rotation.T
+    scales = np.sort(subset.log_scales.detach().cpu().numpy(), axis=1)
+    flat = scales[:, 0] < scales[:, 1] + np.log(0.3)
+    vertical_surface = flat & (np.abs(normals[:, 2]) < 0.2) & (subset.opacities().detach().cpu().numpy() >= _OPAQUE_FOR_PLANE)
+    if vertical_surface.sum() < 10:
+        return 0.0, 0.0
+    azimuth = np.arctan2(normals[vertical_surface, 1], normals[vertical_surface, 0])
+    resultant = np.array([np.cos(4 * azimuth).mean(), np.sin(4 * azimuth).mean()])
+    return float(np.arctan2(resultant[1], resultant[0]) / 4), float(np.linalg.norm(resultant))
 
 
 def find_floor(
@@ -214,6 +238,11 @@ def normalise_scene(
         "plane_points": int(len(plane_points)),
     }
     rotation = rotation_between(up, np.array([0.0, 0.0, 1.0]))
+    if config.align_yaw:
+        yaw, concentration = manhattan_yaw(scene, kept, rotation)
+        if concentration >= _MIN_YAW_CONCENTRATION:
+            rotation = Rotation.from_euler("z", -yaw).as_matrix() @ rotation
+        steps["yaw_alignment"] = {"yaw_deg": float(np.degrees(yaw)), "concentration": concentration, "applied": concentration >= _MIN_YAW_CONCENTRATION}
     rotated = means @ rotation.T
     rotated[:, 2] -= floor_offset  # the floor plane n.x = offset maps to z = offset
     horizontal_centre = np.median(rotated[kept, :2], axis=0)

@@ -183,6 +183,20 @@ def keep_large_components(mesh: Mesh, min_fraction: float = 0.02, min_faces: int
     return _select_faces(mesh, keep_cluster[cluster_of_face])
 
 
+def crop_to_box(mesh: Mesh, low: np.ndarray, high: np.ndarray) -> Mesh:
+    """Drop faces with a vertex outside [low, high] or not finite.
+
+    A guard after surface extraction and decimation: Open3D occasionally emits a stray vertex
+    far from the data, and one such vertex would wreck bounds, metrics and physics.
+    """
+    if mesh.is_empty():
+        return mesh
+    inside = np.all(np.isfinite(mesh.vertices) & (mesh.vertices >= low) & (mesh.vertices <= high), axis=1)
+    if inside.all():
+        return mesh
+    return _select_faces(mesh, inside[mesh.faces].all(axis=1))
+
+
 def _select_faces(mesh: Mesh, keep: np.ndarray) -> Mesh:
     """The sub-mesh of the faces where ``keep`` [F] is True, with unused vertices removed."""
     faces = mesh.faces[keep]
