@@ -23,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
+import lyra_sim  # noqa: F401  first: it sets OMP_WAIT_POLICY before torch loads libgomp
 import numpy as np
 import torch
 
@@ -111,7 +112,7 @@ def stage_profile(scene, cams: Camera, repeats: int, backward: bool = False) -> 
     for _ in range(repeats + 1):
         timings: dict[str, float] = {}
         frame = _cpu._forward(params, cams.width, cams.height, cams.near, cams.far, scene.sh_degree, background,
-                              None, ("rgb",), 0.0, timings=timings)
+                              None, ("rgb",), 0.0, timings=timings, for_backward=backward)
         if backward:
             grad_rgb = np.ones_like(frame.rgb)
             empty = np.zeros((0, 0, 0, 1), np.float32)
@@ -201,6 +202,7 @@ def main() -> None:
         "scene": "room kit (seed 0), Gaussians sampled on textured surfaces, SH degree 3 storage",
         "cameras": "walkthrough views inside the room",
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "numba_threads": _cpu.numba.get_num_threads(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "load_average_at_end": load, "shared": load[0] > (os.cpu_count() or 1)},
         "quick": bool(args.quick),
         "cases": rows,

@@ -145,7 +145,8 @@ def test_an_opaque_stack_stops_pixels_and_the_tile_exits_early():
     cam = Camera.look_at([0.0, -2.0, 0.0], [0.0, 0.0, 0.0], width=16, height=16)
     params = {name: _cpu._as_numpy(t) for name, t in zip(PARAM_NAMES, scene_tensors(scene, torch.float32))}
     params.update(viewmats=_cpu._as_numpy(cam.viewmat), Ks=_cpu._as_numpy(cam.K))
-    frame = _cpu._forward(params, 16, 16, cam.near, cam.far, 0, np.zeros((1, 3), np.float32), None, ("rgb",), 0.0)
+    frame = _cpu._forward(params, 16, 16, cam.near, cam.far, 0, np.zeros((1, 3), np.float32), None, ("rgb",), 0.0,
+                          for_backward=True)
     assert frame.tile_entries.shape[0] == n and frame.tile_end[0] < n
     assert bool((frame.stop < n).all())
     ref = render(scene, cam, ("rgb", "alpha"), backend="reference")

@@ -54,7 +54,7 @@ class _Frame:
 
 def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float, far: float, sh_degree: int,
              background: np.ndarray, labels: np.ndarray | None, modes: tuple[str, ...], radius_clip: float,
-             timings: dict[str, float] | None = None) -> _Frame:
+             timings: dict[str, float] | None = None, for_backward: bool = False) -> _Frame:
     """Run the four stages; ``timings``, when given, receives seconds per stage (benchmarks)."""
     clock = _StageClock(timings)
     means, viewmats, Ks = params["means"], params["viewmats"], params["Ks"]
@@ -102,7 +102,7 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
     tile_end = np.empty(n_cams * tiles_x * tiles_y, np.int64)
     kernels.rasterize_tiles(
         packed, packed_label, tile_start, tile_entries, n_cams, width, height, tiles_x, tiles_y, background,
-        want_rgb, "depth" in modes, "median_depth" in modes, want_instance,
+        want_rgb, "depth" in modes, "median_depth" in modes, want_instance, for_backward,
         out_rgb, out_alpha, out_depth, out_median, out_instance, transmittance, stop, tile_end,
     )
     clock.lap("rasterize")
@@ -158,7 +158,7 @@ class _RasterizeFunction(torch.autograd.Function):
     def forward(ctx, means, quats, log_scales, opacity_logits, sh, settings):
         params = {name: _as_numpy(t) for name, t in zip(_PARAM_NAMES, (means, quats, log_scales, opacity_logits, sh))}
         params.update(settings["cameras"])
-        frame = _forward(params, **settings["forward"])
+        frame = _forward(params, **settings["forward"], for_backward=True)
         ctx.frame, ctx.params, ctx.settings = frame, params, settings
         outputs = _outputs(frame, settings["forward"]["modes"], settings["labels_given"])
         ctx.mode_order = tuple(outputs)

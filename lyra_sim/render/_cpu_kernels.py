@@ -661,13 +661,14 @@ def _tile_label_slots(packed_label, tile_entries, start, end):
 # --------------------------------------------------------------------------- rasterisation
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, width, height, tiles_x, tiles_y,
-                    background, want_rgb, want_depth, want_median, want_instance,
+                    background, want_rgb, want_depth, want_median, want_instance, save_stop,
                     out_rgb, out_alpha, out_depth, out_median, out_instance, out_transmittance, out_stop, tile_end):
     """Blend each tile's Gaussians front to back, Gaussian-major (see the module docstring).
 
     Writes the requested images ([C, H, W, ch]; the unrequested ones may be size-0 arrays) and,
-    for the backward pass, per pixel the final transmittance and the tile-local entry index at
-    which the pixel stopped (NO_STOP if it never did), and per tile how many entries it used.
+    for the backward pass, per pixel the final transmittance and (when ``save_stop``) the
+    tile-local entry index at which the pixel stopped (NO_STOP if it never did), and per tile
+    how many entries it used.
     """
     tiles_per_camera = tiles_x * tiles_y
     n_jobs = n_cams * tiles_per_camera
@@ -741,7 +742,10 @@ def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, widt
                     weights[i] = alpha * t if blend else F0
                     before[i] = t
                     trans[row, i] = next_t if blend else (-t if ends else t)
-                    stop[row, i] = local if ends else stop[row, i]
+                if save_stop:  # a pixel ended here iff it was live before and is stopped after
+                    for i in range(TILE):
+                        ended = (before[i] > F0) & (trans[row, i] < F0)
+                        stop[row, i] = local if ended else stop[row, i]
                 if want_rgb:
                     cr = packed[g, REC_R]
                     cg = packed[g, REC_G]
