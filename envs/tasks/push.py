@@ -29,8 +29,8 @@ _POINTING_DOWN = (0.0, 1.0, 0.0, 0.0)  # xyzw: rotation by pi about y
 class PushEnv(LyraSimEnv):
     """Push a segmented object of a SimBundle into a target disc on a table with a KUKA iiwa.
 
-    The arm (``kuka_iiwa/model.urdf`` from pybullet_data) stands on the table's edge at the
-    -x side, its flange pointing down at a fixed height just above the table top. The object
+    The arm (``kuka_iiwa/model.urdf`` from pybullet_data) stands on the table at the middle of
+    the edge nearest the object, its flange pointing down at a fixed height just above the table top. The object
     (`push_object`, default: the bundle's first object, starting at its initial pose with
     +-3 cm jitter) must be pushed so its centre lies in the blue target disc, sampled each
     episode on the table within the arm's reach, 10-30 cm from the object.
@@ -100,9 +100,20 @@ class PushEnv(LyraSimEnv):
         self.object_id = self.object_ids[self.object_index]
         self._map_table()
 
-        self.arm_base = np.array([self.table_low[0] + 0.12, 0.5 * (self.table_low[1] + self.table_high[1]), self.table_top])
+        # The arm stands at the middle of the table edge nearest the object, facing inwards.
+        centre = 0.5 * (self.table_low + self.table_high)
+        half = 0.5 * (self.table_high - self.table_low)
+        edges = [(-1, 0), (1, 0), (0, -1), (0, 1)]  # outward normals
+        object_xy = np.asarray(self.object_initial_poses[self.object_index][0][:2])
+        outward = np.array(min(edges, key=lambda n: np.linalg.norm(centre + np.array(n) * half - object_xy)), dtype=np.float64)
+        self.inward = -outward
+        self.across = np.array([-self.inward[1], self.inward[0]])
+        base_xy = centre + outward * (np.abs(outward) @ half - 0.12)
+        self.arm_base = np.array([*base_xy, self.table_top])
         self.robot_id = pybullet.loadURDF(
-            f"{pybullet_data.getDataPath()}/{C.PUSH_ROBOT_URDF}", self.arm_base.tolist(), useFixedBase=True, physicsClientId=client
+            f"{pybullet_data.getDataPath()}/{C.PUSH_ROBOT_URDF}", self.arm_base.tolist(),
+            pybullet.getQuaternionFromEuler([0, 0, math.atan2(self.inward[1], self.inward[0])]),
+            useFixedBase=True, physicsClientId=client,
         )
         self.arm_joints = list(range(C.PUSH_ARM_JOINTS))
         joint_info = [pybullet.getJointInfo(self.robot_id, j, physicsClientId=client) for j in self.arm_joints]
@@ -118,9 +129,11 @@ class PushEnv(LyraSimEnv):
         self.add_mesh_body("target", self.target_marker_id)
 
         self.flange_height = self.table_top + _FLANGE_BELOW_FRAME + C.PUSH_TOOL_HEIGHT
+        # Reachable part of the table: 0.3-0.75 m in front of the base, +-0.45 m across.
         margin = 0.05
-        self.workspace_low = np.maximum(self.table_low + margin, self.arm_base[:2] + np.array([_REACH[0], -_REACH[1]]))
-        self.workspace_high = np.minimum(self.table_high - margin, self.arm_base[:2] + _REACH[1])
+        corners = np.array([base_xy + self.inward * depth + self.across * side for depth in _REACH for side in (-0.45, 0.45)])
+        self.workspace_low = np.maximum(self.table_low + margin, corners.min(0))
+        self.workspace_high = np.minimum(self.table_high - margin, corners.max(0))
         self.target = np.zeros(2)
         self._flange_target = np.zeros(2)
         self._previous_object_distance = 0.0
@@ -160,9 +173,11 @@ class PushEnv(LyraSimEnv):
         self.table_high = np.array([grid_x[region].max(), grid_y[region].max()])
 
     def _default_camera(self) -> CameraMount:
+        """Across the table from the arm, looking back at it and the object."""
         centre = 0.5 * (self.table_low + self.table_high)
-        return CameraMount(position=(self.table_high[0] + 0.45, centre[1] - 0.35, self.table_top + 0.55),
-                           target=(centre[0] - 0.05, centre[1], self.table_top), fov_deg=55.0)
+        half_depth = float(np.abs(self.inward) @ (0.5 * (self.table_high - self.table_low)))
+        eye = centre + self.inward * (half_depth + 0.45) - self.across * 0.35
+        return CameraMount(position=(*eye, self.table_top + 0.55), target=(*centre, self.table_top), fov_deg=55.0)
 
     def _third_person_camera(self) -> Camera:
         centre = np.array([*(0.5 * (self.table_low + self.table_high)), self.table_top])
@@ -184,8 +199,9 @@ class PushEnv(LyraSimEnv):
         pybullet.resetBasePositionAndOrientation(self.object_id, start.tolist(), orientation, physicsClientId=client)
         self.target = self._sample_target(start[:2])
         pybullet.resetBasePositionAndOrientation(self.target_marker_id, [*self.target, self.table_top + 0.002], [0, 0, 0, 1], physicsClientId=client)
-        # Start the flange beside the arm base, clear of the object.
-        self._flange_target = np.array([self.workspace_low[0], self.arm_base[1] + self.np_random.uniform(-0.1, 0.1)])
+        # Start the flange near the arm base, clear of the object.
+        start = self.arm_base[:2] + self.inward * _REACH[0] + self.across * self.np_random.uniform(-0.1, 0.1)
+        self._flange_target = np.clip(start, self.workspace_low, self.workspace_high)
         rest = np.clip(np.array(C.PUSH_REST_POSE), self._joint_low, self._joint_high)
         for joint, angle in zip(self.arm_joints, rest):
             pybullet.resetJointState(self.robot_id, joint, angle, physicsClientId=client)
