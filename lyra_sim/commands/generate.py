@@ -21,7 +21,7 @@ class Config:
 
       WEIGHTS/decoder.safetensors, WEIGHTS/vae/, WEIGHTS/distill.json, [WEIGHTS/video_model/]
 
-    --no-video-model is a preview mode without a video model: every trajectory video is the
+    --still-image is a preview mode without a video model: every trajectory video is the
     input image held still, so the decoder infers geometry from one view and nothing beyond it.
     """
 
@@ -29,7 +29,7 @@ class Config:
     output: str = option(help="output scene (.ply)", short="-o")
     weights: str = option(help="weights folder written by `lyra-sim distill`")
     video_model: str | None = option(help="diffusers image-to-video pipeline folder (default: WEIGHTS/video_model)", default=None)
-    no_video_model: bool = option(help="preview mode: decode a still video of the image (no video model)", default=False)
+    still_image: bool = option(help="preview mode without a video model: decode a still video of the image", default=False)
     frames: int | None = option(help="frames per trajectory video (default: as in training)", default=None)
     width: int | None = option(help="frame width (default: as in training)", default=None)
     height: int | None = option(help="frame height (default: as in training)", default=None)
@@ -61,14 +61,14 @@ def run(config: Config) -> int:
     K = intrinsics_from_fov(fov, width, height)
     common = dict(images=[config.image], K=K, width=width, height=height, num_frames=frames, kinds=kinds, orbit_degrees=orbit)
     try:
-        if config.no_video_model:
+        if config.still_image:
             teacher = StillImageTeacher(generator.vae, **common)
         else:
             folder = Path(config.video_model) if config.video_model else generator.folder / "video_model"
             if not folder.is_dir():
                 raise MissingWeightsError(
                     f"no video model at {folder}: put a diffusers image-to-video pipeline folder there (model_index.json + "
-                    "components), pass --video-model DIR, or use --no-video-model for a still-image preview"
+                    "components), pass --video-model DIR, or use --still-image for a preview without one"
                 )
             teacher = DiffusersTeacher(load_video_pipeline(folder, config.device), prompt=config.prompt, device=config.device, **common)
         sample = teacher.sample(0)
