@@ -161,28 +161,30 @@ def project_covariance(j00, j02, j11, j12, cc):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def sh_basis(x, y, z, degree):
-    """Real SH basis (16-tuple, unused bands zero) at unit direction (x, y, z), INRIA order."""
-    b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = 0.0
-    b9 = b10 = b11 = b12 = b13 = b14 = b15 = 0.0
+def sh_basis(x, y, z, degree, out):
+    """Fill ``out`` [16] with the real SH basis at unit direction (x, y, z), INRIA order (only
+    the first (degree+1)^2 entries are written). An array, not a tuple: the colour loops index
+    it with a loop variable, which on a tuple compiles to a slow switch (2x the SH cost)."""
+    out[0] = SH_C0
     if degree >= 1:
-        b1, b2, b3 = -SH_C1 * y, SH_C1 * z, -SH_C1 * x
+        out[1] = -SH_C1 * y
+        out[2] = SH_C1 * z
+        out[3] = -SH_C1 * x
     if degree >= 2:
         xx, yy, zz = x * x, y * y, z * z
-        b4 = SH_C2[0] * x * y
-        b5 = SH_C2[1] * y * z
-        b6 = SH_C2[2] * (2.0 * zz - xx - yy)
-        b7 = SH_C2[3] * x * z
-        b8 = SH_C2[4] * (xx - yy)
+        out[4] = SH_C2[0] * x * y
+        out[5] = SH_C2[1] * y * z
+        out[6] = SH_C2[2] * (2.0 * zz - xx - yy)
+        out[7] = SH_C2[3] * x * z
+        out[8] = SH_C2[4] * (xx - yy)
         if degree >= 3:
-            b9 = SH_C3[0] * y * (3.0 * xx - yy)
-            b10 = SH_C3[1] * x * y * z
-            b11 = SH_C3[2] * y * (4.0 * zz - xx - yy)
-            b12 = SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
-            b13 = SH_C3[4] * x * (4.0 * zz - xx - yy)
-            b14 = SH_C3[5] * z * (xx - yy)
-            b15 = SH_C3[6] * x * (xx - 3.0 * yy)
-    return (SH_C0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15)
+            out[9] = SH_C3[0] * y * (3.0 * xx - yy)
+            out[10] = SH_C3[1] * x * y * z
+            out[11] = SH_C3[2] * y * (4.0 * zz - xx - yy)
+            out[12] = SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
+            out[13] = SH_C3[4] * x * (4.0 * zz - xx - yy)
+            out[14] = SH_C3[5] * z * (xx - yy)
+            out[15] = SH_C3[6] * x * (xx - 3.0 * yy)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -212,20 +214,15 @@ def sh_basis_gradient(x, y, z, degree, out):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def sh_color_channel(sh, n, ch, basis, n_bases):
-    """0.5 + Σ_k basis[k] sh[n, k, ch] over the first ``n_bases`` coefficients. Written out
-    band by band: indexing a tuple with a loop variable compiles to a slow switch."""
-    value = 0.5 + basis[0] * sh[n, 0, ch]
-    if n_bases > 1:
-        value += basis[1] * sh[n, 1, ch] + basis[2] * sh[n, 2, ch] + basis[3] * sh[n, 3, ch]
-    if n_bases > 4:
-        value += (basis[4] * sh[n, 4, ch] + basis[5] * sh[n, 5, ch] + basis[6] * sh[n, 6, ch]
-                  + basis[7] * sh[n, 7, ch] + basis[8] * sh[n, 8, ch])
-    if n_bases > 9:
-        value += (basis[9] * sh[n, 9, ch] + basis[10] * sh[n, 10, ch] + basis[11] * sh[n, 11, ch]
-                  + basis[12] * sh[n, 12, ch] + basis[13] * sh[n, 13, ch] + basis[14] * sh[n, 14, ch]
-                  + basis[15] * sh[n, 15, ch])
-    return value
+def sh_color(sh, n, basis, n_bases):
+    """Unclamped colour (r, g, b) = 0.5 + Σ_k basis[k] sh[n, k, :] over the first n_bases."""
+    red = green = blue = 0.5
+    for b in range(n_bases):
+        weight = basis[b]
+        red += weight * sh[n, b, 0]
+        green += weight * sh[n, b, 1]
+        blue += weight * sh[n, b, 2]
+    return red, green, blue
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -342,6 +339,7 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
         lo = chunk_bounds[k]
         hi = chunk_bounds[k + 1]
         flags = np.zeros(hi - lo, np.bool_)
+        basis = np.empty(16, np.float64)
         for c in range(n_cams):
             mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags)
         for n in range(lo, hi):
@@ -397,9 +395,11 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
                 proj[c, row, 15] = 0.0
                 if want_color:
                     dx, dy, dz, _ = view_direction(means, n, campos)
-                    basis = sh_basis(dx, dy, dz, sh_degree)
-                    for ch in range(3):
-                        proj[c, row, REC_R + ch] = max(sh_color_channel(sh, n, ch, basis, n_bases), 0.0)
+                    sh_basis(dx, dy, dz, sh_degree, basis)
+                    red, green, blue = sh_color(sh, n, basis, n_bases)
+                    proj[c, row, REC_R] = max(red, 0.0)
+                    proj[c, row, REC_G] = max(green, 0.0)
+                    proj[c, row, REC_B] = max(blue, 0.0)
                 else:  # the backward multiplies colours by zero gradients: keep them finite
                     proj[c, row, REC_R] = 0.0
                     proj[c, row, REC_G] = 0.0
@@ -1053,14 +1053,13 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                 g_opacity += grad[GRAD_OPACITY]
                 if want_color:
                     dxn, dyn, dzn, length = view_direction(means, n, campos)
-                    basis = sh_basis(dxn, dyn, dzn, sh_degree)
+                    sh_basis(dxn, dyn, dzn, sh_degree, basis_values)
                     sh_basis_gradient(dxn, dyn, dzn, sh_degree, basis_gradient)
                     bgx, bgy, bgz = basis_gradient[0], basis_gradient[1], basis_gradient[2]
                     gdx = gdy = gdz = 0.0
-                    for b in range(16):  # the basis as an array: loops below index it
-                        basis_values[b] = basis[b]
+                    color = sh_color(sh, n, basis_values, n_bases)
                     for ch in range(3):
-                        if sh_color_channel(sh, n, ch, basis, n_bases) <= 0.0:  # colour clamped at 0
+                        if color[ch] <= 0.0:  # colour clamped at 0
                             continue
                         g_color = grad[GRAD_R + ch]
                         for b in range(n_bases):
