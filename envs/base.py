@@ -187,9 +187,6 @@ class LyraSimEnv(gymnasium.Env):
             (tuple(entry["initial_pose"]["position"]), tuple(entry["initial_pose"]["orientation_xyzw"]))
             for entry in self.manifest["objects"]
         ]
-        # Holes in a reconstructed floor must not swallow the robot: an invisible plane backs it up.
-        plane = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=self.client_id)
-        self.floor_id = pybullet.createMultiBody(0, plane, basePosition=[0, 0, self.floor_height], physicsClientId=self.client_id)
 
         self.instance_labels: dict[str, int] = {"background": constants.BACKGROUND_LABEL}
         for index, name in enumerate(self.object_names):

@@ -41,7 +41,10 @@ def heuristic_action(env) -> np.ndarray:
 
 
 def depth_to_rgb(depth: np.ndarray, far: float) -> np.ndarray:  # [H, W, 1] metres -> [H, W, 3] uint8
-    scaled = 1.0 - np.clip(depth[..., 0] / max(far, 1e-6), 0, 1)
+    """Near is bright; scaled to the frame's own depth range (up to ``far``) so it keeps contrast."""
+    valid = depth[..., 0][depth[..., 0] > 0]
+    farthest = min(far, float(np.percentile(valid, 99))) if valid.size else far
+    scaled = np.where(depth[..., 0] > 0, 1.0 - np.clip(depth[..., 0] / max(farthest, 1e-6), 0, 0.9), 0.0)
     return np.repeat((scaled * 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
