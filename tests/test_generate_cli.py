@@ -10,18 +10,7 @@ from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.teachers import DiffusersTeacher, load_video_pipeline
 from lyra_sim.generate.vae import tiny_vae
 from lyra_sim.scene.gaussian_scene import GaussianScene
-
-
-@pytest.fixture(autouse=True)
-def single_threaded():
-    import numba
-
-    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(torch_threads)
-    numba.set_num_threads(numba_threads)
+from test_distill import single_threaded  # noqa: F401  (the autouse one-thread fixture)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from torch import nn
 from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.plucker import block_centres, pixel_rays, plucker_rays
 from lyra_sim.io_utils import atomic_path
-from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat, quat_multiply
 from lyra_sim.scene.sh import SH_C0
 from lyra_sim.typed import DecoderPreset, VaeKind, check_choice
 
@@ -428,21 +428,6 @@ class DecodedGaussians:
             tensors = [t[keep] for t in tensors]
         metadata = SceneMetadata(frame=self.frame, metric=False, notes=["decoded by lyra_sim.generate.GaussianDecoder"], extras=dict(self.metadata_extras))
         return GaussianScene(*tensors, metadata=metadata)
-
-
-def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [..., 4] x [..., 4] -> [..., 4]
-    """Hamilton product of (w, x, y, z) quaternions: the rotation b followed by a."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
 
 
 def gaussians_from_raw(

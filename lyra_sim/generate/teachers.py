@@ -125,6 +125,21 @@ class Teacher:
             self._cache[index] = made
         return made
 
+    def _set_trajectories(self, K, width: int, height: int, num_frames: int, kinds: Sequence[str], orbit_degrees: float, dolly_fraction: float) -> None:
+        """Store the frame size and trajectory parameters (validated against the VAE)."""
+        self.vae.check_video_size(num_frames, height, width)
+        self.K = torch.as_tensor(K, dtype=torch.float32)
+        if self.K.shape != (3, 3):
+            raise ValueError(f"K must have shape [3, 3], got {list(self.K.shape)}")
+        self.width, self.height, self.num_frames = width, height, num_frames
+        self.kinds, self.orbit_degrees, self.dolly_fraction = tuple(kinds), orbit_degrees, dolly_fraction
+
+    def _trajectories(self, input_viewmat: torch.Tensor | None = None, focus_depth: float = 1.0) -> list[Trajectory]:
+        """The trajectory set from ``input_viewmat`` (identity: Lyra's own frame)."""
+        input_viewmat = torch.eye(4) if input_viewmat is None else input_viewmat
+        return lyra_trajectories(input_viewmat, self.K, self.width, self.height, self.num_frames, self.kinds, focus_depth,
+                                 self.orbit_degrees, self.dolly_fraction)
+
     def prepare(self, progress: bool = True) -> None:
         """Make (and cache) every sample now, with a progress bar."""
         for index in tqdm(range(len(self)), desc="teacher samples", unit="sample", disable=not progress):
@@ -183,14 +198,9 @@ class SceneTeacher(Teacher):
     ) -> None:
         super().__init__(cache)
         self.target = check_choice(target, DistillTarget, "target")
-        vae.check_video_size(num_frames, height, width)
         self.vae = vae
+        self._set_trajectories(K, width, height, num_frames, kinds, orbit_degrees, dolly_fraction)
         self.input_viewmats = _check_input_viewmats(input_viewmats)
-        self.K = torch.as_tensor(K, dtype=torch.float32)
-        if self.K.shape != (3, 3):
-            raise ValueError(f"K must have shape [3, 3], got {list(self.K.shape)}")
-        self.width, self.height, self.num_frames = width, height, num_frames
-        self.kinds, self.orbit_degrees, self.dolly_fraction = tuple(kinds), orbit_degrees, dolly_fraction
         self.normalise_scale, self.backend, self.background = normalise_scale, backend, background
         self.near, self.far = near, far
         self.kit = None
@@ -236,9 +246,7 @@ class SceneTeacher(Teacher):
         if valid.numel() == 0:
             raise ValueError(f"input view {index} of the scene teacher sees nothing (empty depth); point it at the scene")
         focus_depth = float(valid.median())
-        trajectories = lyra_trajectories(
-            input_viewmat, self.K, self.width, self.height, self.num_frames, self.kinds, focus_depth, self.orbit_degrees, self.dolly_fraction
-        )
+        trajectories = self._trajectories(input_viewmat, focus_depth)
         world_viewmats, Ks = stack_trajectories(trajectories)  # [V, T, 4, 4], [V, T, 3, 3]
         views, frames = world_viewmats.shape[:2]
         times = None
@@ -339,13 +347,10 @@ class DiffusersTeacher(Teacher):
             raise TypeError(f"pipeline must be callable and have a .vae (a diffusers video pipeline), got {type(pipeline).__name__}")
         self.pipeline = pipeline
         self.vae = pipeline.vae if isinstance(pipeline.vae, VideoVAE) else VideoVAE(pipeline.vae)
-        self.vae.check_video_size(num_frames, height, width)
+        self._set_trajectories(K, width, height, num_frames, kinds, orbit_degrees, dolly_fraction)
         if not images:
             raise ValueError("DiffusersTeacher needs at least one input image")
         self.images = list(images)
-        self.K = torch.as_tensor(K, dtype=torch.float32)
-        self.width, self.height, self.num_frames = width, height, num_frames
-        self.kinds, self.orbit_degrees, self.dolly_fraction = tuple(kinds), orbit_degrees, dolly_fraction
         self.camera_conditioning, self.prompt = camera_conditioning, prompt
         self.pipeline_kwargs = dict(pipeline_kwargs or {})
         if camera_conditioning is None:
@@ -366,7 +371,7 @@ class DiffusersTeacher(Teacher):
 
     def _make_sample(self, index: int) -> TeacherSample:
         image = self._image(index)
-        trajectories = lyra_trajectories(torch.eye(4), self.K, self.width, self.height, self.num_frames, self.kinds, 1.0, self.orbit_degrees, self.dolly_fraction)
+        trajectories = self._trajectories()
         accepts = inspect.signature(self.pipeline.__call__).parameters
         latents = []
         for trajectory in trajectories:
@@ -401,20 +406,18 @@ class StillImageTeacher(Teacher):
     def __init__(self, vae: VideoVAE, images: Sequence, K, width: int, height: int, num_frames: int, kinds: Sequence[str] = DEFAULT_TRAJECTORIES,
                  orbit_degrees: float = 30.0, dolly_fraction: float = 0.5) -> None:
         super().__init__(cache=True)
-        vae.check_video_size(num_frames, height, width)
+        self.vae = vae
+        self._set_trajectories(K, width, height, num_frames, kinds, orbit_degrees, dolly_fraction)
         if not images:
             raise ValueError("StillImageTeacher needs at least one image")
-        self.vae, self.images = vae, list(images)
-        self.K = torch.as_tensor(K, dtype=torch.float32)
-        self.width, self.height, self.num_frames = width, height, num_frames
-        self.kinds, self.orbit_degrees, self.dolly_fraction = tuple(kinds), orbit_degrees, dolly_fraction
+        self.images = list(images)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def _make_sample(self, index: int) -> TeacherSample:
         image = resize_image(self.images[index], self.width, self.height)  # [3, H, W]
-        trajectories = lyra_trajectories(torch.eye(4), self.K, self.width, self.height, self.num_frames, self.kinds, 1.0, self.orbit_degrees, self.dolly_fraction)
+        trajectories = self._trajectories()
         viewmats, Ks = stack_trajectories(trajectories)
         frames = image.expand(len(trajectories), self.num_frames, 3, self.height, self.width).contiguous()
         latents = self.vae.encode(frames).cpu()
