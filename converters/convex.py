@@ -71,6 +71,9 @@ def convex_decomposition(
 ) -> ConvexDecomposition:
     """Split ``mesh`` into at most ``max_hulls`` convex hulls.
 
+    A closed mesh whose volume is within ``threshold`` (relative) of its convex hull's is
+    returned as that one hull without running the decomposition.
+
     Args:
         mesh: closed triangle mesh (open meshes work but the volume error is then undefined).
         method: "coacd" or "vhacd".
@@ -82,14 +85,21 @@ def convex_decomposition(
     if mesh.is_empty():
         raise ValueError("cannot decompose an empty mesh")
     started = time.perf_counter()
+    solid = mesh.to_trimesh()
+    mesh_volume = float(abs(solid.volume)) if solid.is_watertight else 0.0
+    whole = convex_hull(mesh.vertices)
+    whole_volume = float(abs(whole.to_trimesh().volume))
+    if max_hulls == 1 or (mesh_volume > 0 and mesh_volume >= (1.0 - threshold) * whole_volume):
+        # Nearly convex already (or one hull requested): the hull itself is the decomposition,
+        # and the decomposition tools would only split it along surface noise.
+        error = abs(whole_volume - mesh_volume) / mesh_volume if mesh_volume > 0 else None
+        return ConvexDecomposition([whole], method, mesh_volume, whole_volume, error, time.perf_counter() - started)
     parts = _coacd(mesh, threshold, max_hulls, seed) if method == "coacd" else _vhacd(mesh, max_hulls)
     # Re-hull every part: both tools may return slightly non-convex or open pieces.
     hulls = [convex_hull(part.vertices) for part in parts if len(part.vertices) >= 4]
     hulls = [hull for hull in hulls if abs(hull.to_trimesh().volume) > 0]
     if not hulls:
-        hulls = [convex_hull(mesh.vertices)]
-    solid = mesh.to_trimesh()
-    mesh_volume = float(abs(solid.volume)) if solid.is_watertight else 0.0
+        hulls = [whole]
     hull_volume = float(sum(abs(h.to_trimesh().volume) for h in hulls))
     error = abs(hull_volume - mesh_volume) / mesh_volume if mesh_volume > 0 else None
     return ConvexDecomposition(hulls, method, mesh_volume, hull_volume, error, time.perf_counter() - started)
