@@ -23,7 +23,8 @@ class BuildConfig:
         up_prior_max_angle_deg: floor candidates further than this from the prior are rejected.
         floor_threshold: RANSAC inlier distance as a fraction of the robust scene extent.
         align_yaw: turn the scene about +Z so its dominant vertical surfaces (walls, sides)
-            are axis-aligned (tight bounds and camera rigs).
+            are axis-aligned (tight bounds and camera rigs). None = only when the source is
+            not already +Z up (a z-up source keeps its heading).
         scale: explicit metres per source unit (wins over everything else).
         known_height: the height (m) of the scene's top above the floor, or of ``known_height_object``.
         known_height_object: name of an object (from the masks or segmentation) whose height
@@ -84,7 +85,7 @@ class BuildConfig:
     refine_up: bool = True
     up_prior_max_angle_deg: float = 30.0
     floor_threshold: float = 0.005
-    align_yaw: bool = True
+    align_yaw: bool | None = None
     scale: float | None = None
     known_height: float | None = None
     known_height_object: str | None = None

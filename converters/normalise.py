@@ -238,7 +238,8 @@ def normalise_scene(
         "plane_points": int(len(plane_points)),
     }
     rotation = rotation_between(up, np.array([0.0, 0.0, 1.0]))
-    if config.align_yaw:
+    already_z_up = prior is not None and np.allclose(prior, [0.0, 0.0, 1.0])
+    if config.align_yaw if config.align_yaw is not None else not already_z_up:
         yaw, concentration = manhattan_yaw(scene, kept, rotation)
         if concentration >= _MIN_YAW_CONCENTRATION:
             rotation = Rotation.from_euler("z", -yaw).as_matrix() @ rotation
