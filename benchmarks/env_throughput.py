@@ -28,9 +28,9 @@ CONFIGS = [
     ("single / splat obs, robot as splats", False, {}),
     ("single / splat obs, robot as TinyRenderer composite", False, {"robot_appearance": "mesh"}),
     ("single / TinyRenderer-only obs (baseline)", False, {"renderer": "tinyrenderer"}),
-    ("vector / splat obs, robot as splats, one batched render", True, {}),
+    ("vector / splat obs, robot as splats, one batched render", True, {"batch_render": True}),
     ("vector / splat obs, robot as splats, one render per env", True, {"batch_render": False}),
-    ("vector / splat obs, robot as TinyRenderer composite", True, {"robot_appearance": "mesh"}),
+    ("vector / splat obs, robot as TinyRenderer composite, per env", True, {"robot_appearance": "mesh", "batch_render": False}),
     ("vector / TinyRenderer-only obs (baseline)", True, {"renderer": "tinyrenderer"}),
 ]
 
@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         baseline = baseline_vector if row["vector"] else baseline_single
         print(f"{row['config']:60s} {row['steps_per_second']:9.1f} {row['steps_per_second'] / baseline:15.2f}x")
-    target = next(r for r in rows if r["config"].startswith("vector / splat obs, robot as splats, one batched"))
-    print(f"\n8-env vector, splat obs: {target['steps_per_second']:.0f} aggregated steps/s (target >= 200, goal 1000)")
+    vector_splat = [r for r in rows if r["config"].startswith("vector / splat obs, robot as splats")]
+    best = max(vector_splat, key=lambda r: r["steps_per_second"])
+    print(f"\n{args.num_envs}-env vector, splat obs: best {best['steps_per_second']:.0f} aggregated steps/s "
+          f"({best['config']}; target >= 200, goal 1000)")
 
     payload = {
         "benchmark": "env_throughput",

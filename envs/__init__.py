@@ -2,7 +2,7 @@
 
     import gymnasium, lyra_sim.envs
     env = gymnasium.make("LyraSim/Navigate-v0", render_mode="rgb_array")
-    envs = gymnasium.make_vec("LyraSim/Navigate-v0", num_envs=8)  # one batched render per step
+    envs = gymnasium.make_vec("LyraSim/Navigate-v0", num_envs=8)  # batch_render=True: one render call
 
 ``gymnasium.make("lyra_sim.envs:LyraSim/Navigate-v0")`` imports and registers in one go.
 ``REGISTRY`` below is the one registration table (STYLE.md 7).

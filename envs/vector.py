@@ -1,4 +1,5 @@
-"""``LyraSimVectorEnv``: N lyra-sim envs in lockstep, all their cameras rendered in one batched call.
+"""``LyraSimVectorEnv``: N lyra-sim envs in lockstep, all their cameras rendered in one batched call
+(``batch_render=True``; the default on CUDA) or env by env (the faster choice on CPU).
 
 The renderer draws one Gaussian scene from C cameras, but every env has its own object and
 robot poses. So the vector env keeps one large buffer holding a copy of every env's composed
@@ -37,8 +38,11 @@ class LyraSimVectorEnv(VectorEnv):
         max_episode_steps: truncate episodes after this many steps (the registered value when
             made with ``gymnasium.make_vec``); None for no limit.
         render_mode: passed to every sub-env; ``render()`` returns a tuple of their frames.
-        batch_render: True renders all cameras in one call; False renders env by env (the
-            baseline the benchmark compares against).
+        batch_render: True renders all cameras in one call; False renders env by env; None
+            (default) picks one call on the gsplat (CUDA) backend and env by env on the CPU
+            backend, where ``benchmarks/env_throughput.py`` measures the batched call slower: the
+            CPU renderer tests every Gaussian of every copy against every camera, so one call
+            does num_envs times the per-env projection work.
         **env_kwargs: passed to every sub-env.
 
     Observations, rewards, terminations and truncations are batched along the first axis; infos
@@ -52,7 +56,7 @@ class LyraSimVectorEnv(VectorEnv):
         *,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
-        batch_render: bool = True,
+        batch_render: bool | None = None,
         **env_kwargs,
     ) -> None:
         if num_envs < 1:
@@ -70,7 +74,12 @@ class LyraSimVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
-        self._batched = batch_render and first.renderer == "splat"
+        if batch_render is None:
+            from lyra_sim.render.api import resolve_backend
+
+            batch_render = resolve_backend(first.render_backend) == "gsplat"
+        self.batch_render = bool(batch_render)
+        self._batched = self.batch_render and first.renderer == "splat"
         if self._batched:
             self._build_batch_buffer()
 

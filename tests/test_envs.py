@@ -92,10 +92,12 @@ def test_seeded_rollouts_are_deterministic_and_finite(env_id):
         other.close()
 
 
+@pytest.mark.parametrize("batch_render", [True, False], ids=["one-render-call", "render-per-env"])
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_vector_env_equals_single_envs(env_id):
+def test_vector_env_equals_single_envs(env_id, batch_render):
     num_envs, steps, limit = 2, 5, 3
-    vector = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", max_episode_steps=limit, **SMALL)
+    vector = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", max_episode_steps=limit,
+                                batch_render=batch_render, **SMALL)
     singles = [gymnasium.make(env_id, max_episode_steps=limit, **SMALL) for _ in range(num_envs)]
     try:
         assert vector.metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.NEXT_STEP
