@@ -858,6 +858,7 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
             for px in range(TILE):
                 largest = max(largest, stop[py, px])
             row_stop[py] = largest
+        lane_sums = np.zeros((GRAD_WIDTH, TILE), np.float32)
         start = tile_start[job]
         for e in range(start + tile_end[job] - 1, start - 1, -1):
             local = e - start
@@ -878,11 +879,12 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
             v_lo = max(int(packed[g, REC_V0]), y0)
             v_hi = min(int(packed[g, REC_V1]), y0 + rows - 1)
             dx0 = np.float32(x0) + HALF - mx
-            d_mx = d_my = d_ca = d_cb = d_cc = d_o = d_r = d_g = d_b = d_z = F0
+            touched = False
             for v in range(v_lo, v_hi + 1):
                 row = v - y0
                 if local >= row_stop[row]:
                     continue
+                touched = True
                 dy = np.float32(v) + HALF - my
                 lin = cb * dy
                 const = half_c * dy * dy
@@ -894,38 +896,36 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
                     raw_alpha = opacity * gauss
                     alpha = min(MAX_ALPHA, raw_alpha)
                     blended = (sigma <= sigma_max) & (local < stop[p])
-                    one_minus = F1 - alpha
+                    inv_one_minus = F1 / (F1 - alpha)
                     t_after = trans[p]
-                    t_before = t_after / one_minus
+                    t_before = t_after * inv_one_minus
                     q = g_r[p] * cr + g_g[p] * cg + g_b[p] * cbl + g_z[p] * z
                     weight = alpha * t_before if blended else F0
-                    g_alpha = (t_before * q - suffix[p] / one_minus) if blended else F0
+                    g_alpha = (t_before * q - suffix[p] * inv_one_minus) if blended else F0
                     suffix[p] += weight * q
                     trans[p] = t_before if blended else t_after
                     g_alpha = g_alpha if raw_alpha < MAX_ALPHA else F0
-                    d_o += g_alpha * gauss
                     g_sigma = -g_alpha * alpha
-                    d_r += weight * g_r[p]
-                    d_g += weight * g_g[p]
-                    d_b += weight * g_b[p]
-                    d_z += weight * g_z[p]
+                    # per-lane sums across rows, reduced once per entry (a horizontal sum per
+                    # row and quantity would cost more than the lane arithmetic itself)
+                    lane_sums[GRAD_OPACITY, i] += g_alpha * gauss
+                    lane_sums[GRAD_R, i] += weight * g_r[p]
+                    lane_sums[GRAD_G, i] += weight * g_g[p]
+                    lane_sums[GRAD_B, i] += weight * g_b[p]
+                    lane_sums[GRAD_Z, i] += weight * g_z[p]
                     # σ = ½a dx² + b dx dy + ½c dy² with d = pixel - mean
-                    d_mx -= g_sigma * (ca * dx + cb * dy)
-                    d_my -= g_sigma * (cb * dx + cc * dy)
-                    d_ca += g_sigma * HALF * dx * dx
-                    d_cb += g_sigma * dx * dy
-                    d_cc += g_sigma * HALF * dy * dy
-            buffer = grad_buffer[thread, g]
-            buffer[GRAD_MX] += d_mx
-            buffer[GRAD_MY] += d_my
-            buffer[GRAD_CA] += d_ca
-            buffer[GRAD_CB] += d_cb
-            buffer[GRAD_CC] += d_cc
-            buffer[GRAD_OPACITY] += d_o
-            buffer[GRAD_R] += d_r
-            buffer[GRAD_G] += d_g
-            buffer[GRAD_B] += d_b
-            buffer[GRAD_Z] += d_z
+                    lane_sums[GRAD_MX, i] -= g_sigma * (ca * dx + cb * dy)
+                    lane_sums[GRAD_MY, i] -= g_sigma * (cb * dx + cc * dy)
+                    lane_sums[GRAD_CA, i] += g_sigma * HALF * dx * dx
+                    lane_sums[GRAD_CB, i] += g_sigma * dx * dy
+                    lane_sums[GRAD_CC, i] += g_sigma * HALF * dy * dy
+            if touched:
+                for q_index in range(GRAD_WIDTH):
+                    total = F0
+                    for i in range(TILE):
+                        total += lane_sums[q_index, i]
+                        lane_sums[q_index, i] = F0
+                    grad_buffer[thread, g, q_index] += total
 
 
 # -------------------------------------------------------------------- projection backward
