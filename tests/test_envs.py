@@ -238,6 +238,23 @@ def test_navigate_success_progress_and_collision_free_start():
         env.close()
 
 
+def test_wrist_camera_moves_with_the_flange():
+    from lyra_sim.envs.tasks.push import WRIST_CAMERA
+
+    env = PushEnv(width=32, height=32, observation_modes=("instance",), camera=WRIST_CAMERA)
+    try:
+        observation, _ = env.reset(seed=0)
+        assert (observation["instance"] == env.instance_labels["robot"]).mean() > 0.05  # it sees the arm's end
+        camera_before, flange_before = env.observation_camera().position[0].numpy(), env._flange_position()
+        for _ in range(4):
+            env.step(np.array([1.0, 0.0], dtype=np.float32))
+        camera_after, flange_after = env.observation_camera().position[0].numpy(), env._flange_position()
+        assert np.linalg.norm(flange_after - flange_before) > 0.04
+        np.testing.assert_allclose(camera_after - camera_before, flange_after - flange_before, atol=0.02)
+    finally:
+        env.close()
+
+
 def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(BundleError, match="nowhere"):
         NavigateEnv(bundle=tmp_path / "nowhere")

@@ -24,6 +24,9 @@ _RAY_GRID = 96  # rays per side when mapping the table top
 _FLANGE_BELOW_FRAME = 0.048  # m: the iiwa flange's lowest point below the link-7 frame, pointing down
 _REACH = (0.3, 0.75)  # m: horizontal distances from the arm base the flange can push at
 _POINTING_DOWN = (0.0, 1.0, 0.0, 0.0)  # xyzw: rotation by pi about y
+# A wrist camera (link 7's z axis points out of the flange, i.e. down): behind and above the
+# flange, looking past it at the table ahead. Pass ``camera=WRIST_CAMERA``.
+WRIST_CAMERA = CameraMount(position=(0.15, 0.0, -0.3), target=(0.05, 0.0, 0.3), up=(1.0, 0.0, 0.0), link=C.PUSH_END_EFFECTOR_LINK, fov_deg=70.0)
 
 
 class PushEnv(LyraSimEnv):
@@ -70,8 +73,7 @@ class PushEnv(LyraSimEnv):
     ## Arguments
 
     Those of `LyraSimEnv` plus `push_object` (an object name of the bundle). The default bundle
-    is the packaged "tabletop". For a wrist camera pass
-    `camera=CameraMount(position=(0.05, 0, 0.0), target=(0.05, 0, 1.0), up=(1, 0, 0), link="lbr_iiwa_link_7")`.
+    is the packaged "tabletop". For a wrist camera pass `camera=lyra_sim.envs.tasks.push.WRIST_CAMERA`.
 
     ## Version history
 
