@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--held-out-views", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--views-per-step", type=int, default=8)
+    parser.add_argument("--gaussian-upsample", type=int, default=1, help="Gaussians per latent pixel along each axis")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file to write")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -74,7 +76,7 @@ def main() -> None:
     held_out.prepare()
     teacher_seconds = time.perf_counter() - t0
 
-    decoder = GaussianDecoder(decoder_config("tiny", "cosmos"))
+    decoder = GaussianDecoder(decoder_config("tiny", "cosmos", gaussian_upsample=args.gaussian_upsample))
     config = DistillConfig(
         steps=1_000_000, learning_rate=args.learning_rate, views_per_step=args.views_per_step, backend=args.backend,
         time_budget_s=args.budget, seed=args.seed,
@@ -107,12 +109,14 @@ def main() -> None:
     print(f"training MSE {mse_first:.4f} -> {mse_last:.4f} ({mse_first / mse_last:.1f}x) in {result.seconds:.0f} s, "
           f"{result.steps / result.seconds:.2f} steps/s; teacher rendering + encoding {teacher_seconds:.1f} s")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "distill",
         "scene": "tabletop kit seed 0 (PyBullet TinyRenderer, flat light)",
         "vae": "tiny random-weight Cosmos (8x8x8, 16 channels)",
-        "decoder": "tiny",
+        "decoder": f"tiny, gaussian_upsample={args.gaussian_upsample}",
+        "learning_rate": args.learning_rate,
+        "views_per_step": args.views_per_step,
         "size": args.size,
         "frames": args.frames,
         "train_views": args.train_views,
@@ -123,11 +127,12 @@ def main() -> None:
         "teacher_seconds": teacher_seconds,
         "psnr": {name: scores for name, scores in rows},
         "training_mse": {"first": mse_first, "last": mse_last},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "numba_threads": __import__("numba").get_num_threads()},
         "note": "timings taken on a shared 2-core machine while other jobs ran",
     }
-    RESULTS.write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS}")
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class Config:
     kit_gaussians: int = option(help="Gaussians sampled from the kit's surfaces", default=20000)
     vae: str = option(help="VAE folder, or random-cosmos / random-wan", default="random-cosmos")
     preset: DecoderPreset = option(help="decoder size", default="tiny")
+    gaussian_upsample: int = option(help="Gaussians per latent pixel along each axis", default=1)
     steps: int = option(help="training steps", default=500)
     learning_rate: float = option(help="AdamW learning rate", default=1e-3)
     views_per_step: int = option(help="frames rendered per step", default=8)
@@ -108,7 +109,7 @@ def run(config: Config) -> int:
     held_out = SceneTeacher(scene, vae, viewmats[config.input_views :], **common) if config.held_out_views else None
 
     out = Path(config.out)
-    decoder = GaussianDecoder(decoder_config(config.preset, vae.kind))
+    decoder = GaussianDecoder(decoder_config(config.preset, vae.kind, gaussian_upsample=config.gaussian_upsample))
     training = DistillConfig(
         steps=config.steps, learning_rate=config.learning_rate, views_per_step=config.views_per_step, backend=config.backend,
         lpips_weights=config.lpips_weights, checkpoint_every=config.checkpoint_every, seed=config.seed, time_budget_s=config.time_budget,

@@ -32,6 +32,7 @@ from lyra_sim.generate.losses import psnr_per_image
 from lyra_sim.generate.decoder import DecodedGaussians, GaussianDecoder, load_decoder, save_decoder
 from lyra_sim.generate.teachers import Teacher, TeacherSample
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.typed import RenderBackend
 
 
 # ----------------------------------------------------------------------------- losses and metrics
@@ -149,7 +150,7 @@ class DistillConfig:
     lpips_weights: str | None = None
     prune_from_step: int | None = None
     prune_opacity: float = 0.005
-    backend: str = "auto"
+    backend: RenderBackend = "auto"
     checkpoint_every: int = 0
     seed: int = 0
     time_budget_s: float | None = None
