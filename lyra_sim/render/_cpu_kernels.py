@@ -658,6 +658,15 @@ def _tile_label_slots(packed_label, tile_entries, start, end):
     return tile_labels, entry_slot, np.zeros((tile_labels.shape[0], TILE, TILE), np.float32)
 
 
+@njit(cache=True)
+def tile_geometry(job, tiles_x, tiles_per_camera, width, height):
+    """Camera, top-left pixel (x0, y0) and in-image size (cols, rows) of tile job ``job``."""
+    tile = job % tiles_per_camera
+    x0 = (tile % tiles_x) * TILE
+    y0 = (tile // tiles_x) * TILE
+    return job // tiles_per_camera, x0, y0, min(TILE, width - x0), min(TILE, height - y0)
+
+
 # --------------------------------------------------------------------------- rasterisation
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, width, height, tiles_x, tiles_y,
@@ -675,12 +684,7 @@ def rasterize_tiles(packed, packed_label, tile_start, tile_entries, n_cams, widt
     jobs = job_order(n_jobs)
     for job_index in prange(n_jobs):
         job = jobs[job_index]
-        c = job // tiles_per_camera
-        tile = job % tiles_per_camera
-        x0 = (tile % tiles_x) * TILE
-        y0 = (tile // tiles_x) * TILE
-        cols = min(TILE, width - x0)
-        rows = min(TILE, height - y0)
+        c, x0, y0, cols, rows = tile_geometry(job, tiles_x, tiles_per_camera, width, height)
         # transmittance per pixel; a stopped pixel keeps -T (its final value), pixels outside
         # the image are stopped from the start
         # per-pixel state as [row, lane] arrays: the lane index of the inner loops runs 0..15,
@@ -815,12 +819,7 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
     for job_index in prange(n_jobs):
         thread = numba.get_thread_id()
         job = jobs[job_index]
-        c = job // tiles_per_camera
-        tile = job % tiles_per_camera
-        x0 = (tile % tiles_x) * TILE
-        y0 = (tile // tiles_x) * TILE
-        cols = min(TILE, width - x0)
-        rows = min(TILE, height - y0)
+        c, x0, y0, cols, rows = tile_geometry(job, tiles_x, tiles_per_camera, width, height)
         # per-pixel state as [row, lane] (see rasterize_tiles)
         trans = np.ones((TILE, TILE), np.float32)
         stop = np.full((TILE, TILE), -1, np.int32)  # outside the image: nothing ever blended
