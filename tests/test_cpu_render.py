@@ -235,3 +235,15 @@ def test_bad_input_shapes_raise_clear_errors():
     with pytest.raises(ValueError, match=r"Ks must have shape \[2, 3, 3\]"):
         _cpu.rasterize(scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh,
                        cams.viewmat, cams.K[:1], 32, 24, **kwargs)
+
+
+def test_float64_inputs_get_float64_gradients():
+    scene = random_scene(40, seed=3)
+    cams = random_cameras(1, seed=3)
+    tensors = scene_tensors(scene, torch.float64, requires_grad=True)
+    out = _cpu.rasterize(*tensors, cams.viewmat, cams.K, 32, 24, **backend_kwargs(cams, 1, torch.zeros(1, 3)))
+    assert out["rgb"].dtype == torch.float32  # the kernels render in float32
+    (out["rgb"].sum() + out["depth"].sum()).backward()
+    for tensor in tensors:
+        assert tensor.grad.dtype == torch.float64 and bool(torch.isfinite(tensor.grad).all())
+    assert float(tensors[0].grad.abs().sum()) > 0

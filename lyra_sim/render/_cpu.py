@@ -160,6 +160,7 @@ class _RasterizeFunction(torch.autograd.Function):
         params.update(settings["cameras"])
         frame = _forward(params, **settings["forward"], for_backward=True)
         ctx.frame, ctx.params, ctx.settings = frame, params, settings
+        ctx.input_types = [(t.dtype, t.device) for t in (means, quats, log_scales, opacity_logits, sh)]
         outputs = _outputs(frame, settings["forward"]["modes"], settings["labels_given"])
         ctx.mode_order = tuple(outputs)
         tensors = tuple(outputs.values())
@@ -181,7 +182,9 @@ class _RasterizeFunction(torch.autograd.Function):
             frame, ctx.params, forward["width"], forward["height"], forward["sh_degree"], forward["background"],
             grads["rgb"], grads["alpha"], grads["depth"], "rgb" in forward["modes"],
         )
-        return tuple(torch.from_numpy(result[name]) for name in _PARAM_NAMES) + (None,)
+        # the kernels work in float32 on the host: hand back gradients like the inputs
+        return tuple(torch.from_numpy(result[name]).to(dtype=dtype, device=device)
+                     for name, (dtype, device) in zip(_PARAM_NAMES, ctx.input_types)) + (None,)
 
 
 def _outputs(frame: _Frame, modes: tuple[str, ...], labels_given: bool) -> dict[str, torch.Tensor]:
