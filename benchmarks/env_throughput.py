@@ -35,8 +35,12 @@ CONFIGS = [
 ]
 
 
-def measure(vector: bool, options: dict, *, num_envs: int, steps: int, warmup: int, size: int, seed: int = 0) -> dict:
-    """Aggregated env steps per second of random-action Navigate rollouts (autoreset included)."""
+def measure(vector: bool, options: dict, *, num_envs: int, steps: int, warmup: int, size: int, repeats: int, seed: int = 0) -> dict:
+    """Aggregated env steps per second of random-action Navigate rollouts (autoreset included).
+
+    The machine is shared, so ``repeats`` timed segments of ``steps`` calls run back to back and
+    the best one is the headline figure (the median is kept too).
+    """
     from lyra_sim.envs.tasks.navigate import NavigateEnv
     from lyra_sim.envs.vector import LyraSimVectorEnv
 
@@ -63,17 +67,20 @@ def measure(vector: bool, options: dict, *, num_envs: int, steps: int, warmup: i
             *_, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
 
+    seconds = []
     try:
         env.reset(seed=seed)
         run(warmup, bar=False)
-        start = time.perf_counter()
-        run(steps, bar=True)
-        elapsed = time.perf_counter() - start
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(steps, bar=True)
+            seconds.append(time.perf_counter() - start)
     finally:
         env.close()
     env_steps = steps * (num_envs if vector else 1)
-    return {"env_steps": env_steps, "seconds": elapsed, "steps_per_second": env_steps / elapsed,
-            "ms_per_call": 1e3 * elapsed / steps}
+    best, median = min(seconds), float(np.median(seconds))
+    return {"env_steps_per_repeat": env_steps, "seconds": seconds, "steps_per_second": env_steps / best,
+            "median_steps_per_second": env_steps / median, "ms_per_call": 1e3 * best / steps}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,26 +88,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=150, help="timed step() calls per configuration")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="timed segments per configuration; the best counts")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     # Compile the renderer's kernels before timing anything.
-    measure(False, {}, num_envs=1, steps=1, warmup=2, size=args.size)
+    measure(False, {}, num_envs=1, steps=1, warmup=2, size=args.size, repeats=1)
     rows = []
     for name, vector, options in CONFIGS:
         result = measure(vector, options, num_envs=args.num_envs, steps=args.steps if not vector else max(10, args.steps // 4),
-                         warmup=args.warmup, size=args.size)
+                         warmup=args.warmup, size=args.size, repeats=args.repeats)
         rows.append({"config": name, "vector": vector, "num_envs": args.num_envs if vector else 1, "options": options, **result})
-        print(f"{name:60s} {result['steps_per_second']:8.1f} steps/s  ({result['ms_per_call']:.1f} ms per step call)", flush=True)
+        print(f"{name:60s} {result['steps_per_second']:8.1f} steps/s best, {result['median_steps_per_second']:8.1f} median "
+              f"({result['ms_per_call']:.1f} ms per step call)", flush=True)
 
     baseline_single = next(r for r in rows if r["config"].startswith("single / TinyRenderer"))["steps_per_second"]
     baseline_vector = next(r for r in rows if r["config"].startswith("vector / TinyRenderer"))["steps_per_second"]
     print()
-    print(f"{'configuration':60s} {'steps/s':>9s} {'vs TinyRenderer':>16s}")
+    print(f"{'configuration':60s} {'steps/s':>9s} {'median':>8s} {'vs TinyRenderer':>16s}")
     for row in rows:
         baseline = baseline_vector if row["vector"] else baseline_single
-        print(f"{row['config']:60s} {row['steps_per_second']:9.1f} {row['steps_per_second'] / baseline:15.2f}x")
+        print(f"{row['config']:60s} {row['steps_per_second']:9.1f} {row['median_steps_per_second']:8.1f} "
+              f"{row['steps_per_second'] / baseline:15.2f}x")
     vector_splat = [r for r in rows if r["config"].startswith("vector / splat obs, robot as splats")]
     best = max(vector_splat, key=lambda r: r["steps_per_second"])
     print(f"\n{args.num_envs}-env vector, splat obs: best {best['steps_per_second']:.0f} aggregated steps/s "

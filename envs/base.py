@@ -113,7 +113,7 @@ class LyraSimEnv(gymnasium.Env):
     | `camera` | task's onboard/fixed camera | a `CameraMount` |
     | `robot_appearance` | "splats" | "splats" (link Gaussians) or "mesh" (TinyRenderer composite) |
     | `renderer` | "splat" | "splat" or "tinyrenderer" (whole observation from TinyRenderer) |
-    | `physics_hz` | 120 | physics rate; `action_repeat` physics steps per `step()` |
+    | `physics_hz` | task's (120 or 60) | physics rate; `action_repeat` physics steps per `step()` (control at 30 Hz) |
     | `render_backend` | "auto" | splat renderer backend ("auto", "cpu", "gsplat", "reference") |
     | `render_width`, `render_height` | 256 | size of the `render()` image |
     | `sh_degree` | None | SH degree used for rendering (None: all the bundle has) |
@@ -122,6 +122,8 @@ class LyraSimEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
     default_bundle = constants.NAVIGATE_DEFAULT_BUNDLE
+    default_physics_hz = constants.DEFAULT_PHYSICS_HZ
+    default_action_repeat = constants.DEFAULT_ACTION_REPEAT
 
     def __init__(
         self,
@@ -134,8 +136,8 @@ class LyraSimEnv(gymnasium.Env):
         camera: CameraMount | None = None,
         robot_appearance: RobotAppearance = "splats",
         renderer: EnvRenderer = "splat",
-        physics_hz: float = constants.DEFAULT_PHYSICS_HZ,
-        action_repeat: int = constants.DEFAULT_ACTION_REPEAT,
+        physics_hz: float | None = None,
+        action_repeat: int | None = None,
         render_backend: RenderBackend = "auto",
         render_width: int = constants.DEFAULT_RENDER_SIZE,
         render_height: int = constants.DEFAULT_RENDER_SIZE,
@@ -153,6 +155,8 @@ class LyraSimEnv(gymnasium.Env):
         check_choice(render_backend, RenderBackend, "render_backend")
         if width < 8 or height < 8:
             raise ValueError(f"observation size must be at least 8x8, got {width}x{height}")
+        physics_hz = self.default_physics_hz if physics_hz is None else physics_hz
+        action_repeat = self.default_action_repeat if action_repeat is None else action_repeat
         if physics_hz <= 0 or action_repeat < 1:
             raise ValueError(f"need physics_hz > 0 and action_repeat >= 1, got {physics_hz} and {action_repeat}")
         self.render_mode = render_mode

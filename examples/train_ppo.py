@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timesteps", type=int, default=12_000)
     parser.add_argument("--envs", type=int, default=4, help="parallel envs (SB3 DummyVecEnv)")
     parser.add_argument("--size", type=int, default=36, help="observation size (NatureCNN needs >= 36)")
-    parser.add_argument("--episode-steps", type=int, default=60)
+    parser.add_argument("--episode-steps", type=int, default=150, help="long enough to turn around and drive 1.2 m")
     parser.add_argument("--goal-distance", type=float, nargs=2, default=(0.4, 1.2))
     parser.add_argument("--eval-every", type=int, default=3_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
