@@ -40,7 +40,8 @@ def test_radix_sort_is_a_stable_exact_depth_sort(n, cameras):
     bounds = _cpu_kernels.even_chunks(n, n_chunks)
     counts = np.repeat(np.diff(bounds)[None], cameras, 0).astype(np.int64)  # every entry "visible"
     assert (cameras == 1 and n >= _cpu_kernels.PARALLEL_SORT_MIN) == (n == 70_000)  # both paths covered
-    order, offsets = _cpu_kernels.sort_by_depth(depths.view(np.uint32), bounds, counts, 4)
+    region_start = np.repeat(bounds[:-1][None], cameras, 0)
+    order, offsets = _cpu_kernels.sort_by_depth(depths.view(np.uint32), region_start, counts, 4)
     assert list(offsets) == [c * n for c in range(cameras + 1)]
     for c in range(cameras):
         np.testing.assert_array_equal(order[c * n:(c + 1) * n], np.argsort(depths[c], kind="stable"))

@@ -65,19 +65,14 @@ def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float
 
     n_chunks = max(1, min(256, -(-n_gaussians // _PROJECTION_CHUNK)))
     chunk_bounds = kernels.even_chunks(n_gaussians, n_chunks)
-    proj = np.empty((n_cams, n_gaussians, kernels.REC_WIDTH), np.float32)
-    source = np.empty((n_cams, n_gaussians), np.int32)
-    depth_keys = np.empty((n_cams, n_gaussians), np.float32)
-    counts = np.zeros((n_cams, n_chunks), np.int64)
     log_scales = params["log_scales"]  # numpy's axis-1 max is ~15x slower than two maximums
     max_scales = np.exp(np.maximum(np.maximum(log_scales[:, 0], log_scales[:, 1]), log_scales[:, 2]))
-    kernels.project(
-        means, params["quats"], params["log_scales"], max_scales, params["opacity_logits"], params["sh"], viewmats, Ks,
-        float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb,
-        chunk_bounds, proj, source, depth_keys, counts,
+    proj, source, depth_keys, counts, region_start = kernels.project(
+        means, params["quats"], log_scales, max_scales, params["opacity_logits"], params["sh"], viewmats, Ks,
+        float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb, chunk_bounds,
     )
     clock.lap("project")
-    order, camera_offsets = kernels.sort_by_depth(depth_keys.view(np.uint32), chunk_bounds, counts, 4 * threads)
+    order, camera_offsets = kernels.sort_by_depth(depth_keys.view(np.uint32), region_start, counts, 4 * threads)
     clock.lap("sort")
 
     tiles_x = -(-width // kernels.TILE)

@@ -280,7 +280,7 @@ def to_camera(table, c, mx, my, mz):
 
 @njit(cache=True, fastmath=FASTMATH)
 def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags):
-    """flags[n - lo] |= a cheap necessary test of ``project``'s visibility for camera c: opacity,
+    """flags[n] (n in [lo, hi)) = a cheap necessary test of ``project``'s visibility for camera c: opacity,
     depth in range, and a box bounding the 3.33-sigma extent (||J row|| * largest scale +
     sqrt(0.3)) reaching a pixel centre. Branch-free float32 so that it vectorises: most
     Gaussians of a scene are off-screen and should cost a few ns, not a full projection."""
@@ -313,37 +313,64 @@ def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, 
         u = fx * x * rz + cx
         v = fy * y * rz + cy
         on_screen = (u + half_x >= HALF) & (u - half_x <= u_max) & (v + half_y >= HALF) & (v - half_y <= v_max)
-        flags[n - lo] |= in_depth & on_screen & (opacity_logits[n] >= logit32)
+        flags[n] = in_depth & on_screen & (opacity_logits[n] >= logit32)
 
 
 # ------------------------------------------------------------------------------- projection
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, Ks, width, height, near, far,
-            sh_degree, radius_clip, want_color, chunk_bounds, proj, source, depth_keys, counts):
+            sh_degree, radius_clip, want_color, chunk_bounds):
     """Project every Gaussian into every camera; visible ones are written compacted per chunk.
 
     ``max_scales`` [N] is exp(max log-scale) (numpy's SIMD exp; used by ``mark_candidates``).
-    Gaussians [chunk_bounds[k], chunk_bounds[k+1]) form chunk k; for camera c its visible ones
-    go to rows chunk_bounds[k] + 0.. of ``proj[c]`` [C, N, 16] (packed layout), with their
-    index in ``source`` [C, N] and depth in ``depth_keys`` [C, N]; ``counts`` [C, chunks] gets
-    how many. Visible: near < z < far, det(Σ2d) > 0, opacity >= 1/255, radius > radius_clip,
-    and the alpha >= 1/255 box holds at least one pixel centre.
+    Gaussians [chunk_bounds[k], chunk_bounds[k+1]) form chunk k. A first pass marks, per
+    camera, the candidates that may be visible, which sizes the outputs (a few times smaller
+    than C x N rows); the second projects them. For camera c the visible Gaussians of chunk k
+    go to rows region_start[c, k] + 0.. of ``proj[c]`` [C, capacity, 16] (packed layout), with
+    their index in ``source`` [C, capacity] and depth in ``depth_keys`` [C, capacity];
+    ``counts`` [C, chunks] says how many. Returns (proj, source, depth_keys, counts,
+    region_start). Visible: near < z < far, det(Σ2d) > 0, opacity >= 1/255, radius >
+    radius_clip, and the alpha >= 1/255 box holds at least one pixel centre.
     """
     n_cams = viewmats.shape[0]
+    n_gaussians = means.shape[0]
     n_chunks = chunk_bounds.shape[0] - 1
     n_bases = (sh_degree + 1) * (sh_degree + 1)
     table = camera_table(viewmats, Ks, width, height)
     logit_min = math.log(ALPHA_THRESHOLD / (1.0 - ALPHA_THRESHOLD))  # opacity < 1/255 below it
+    flags = np.zeros((n_cams, n_gaussians), np.bool_)
+    candidates = np.zeros((n_cams, n_chunks), np.int64)
     for k in prange(n_chunks):
-        filled = np.zeros(n_cams, np.int64)
         lo = chunk_bounds[k]
         hi = chunk_bounds[k + 1]
-        flags = np.zeros(hi - lo, np.bool_)
-        basis = np.empty(16, np.float64)
         for c in range(n_cams):
-            mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags)
-        for n in range(lo, hi):
-            if not flags[n - lo]:
+            camera_flags = flags[c]
+            mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far,
+                            camera_flags)
+            count = 0
+            for n in range(lo, hi):
+                count += camera_flags[n]
+            candidates[c, k] = count
+    region_start = np.zeros((n_cams, n_chunks), np.int64)
+    capacity = 1
+    for c in range(n_cams):
+        running = 0
+        for k in range(n_chunks):
+            region_start[c, k] = running
+            running += candidates[c, k]
+        capacity = max(capacity, running)
+    proj = np.empty((n_cams, capacity, REC_WIDTH), np.float32)
+    source = np.empty((n_cams, capacity), np.int32)
+    depth_keys = np.empty((n_cams, capacity), np.float32)
+    counts = np.zeros((n_cams, n_chunks), np.int64)
+    for k in prange(n_chunks):
+        filled = np.zeros(n_cams, np.int64)
+        basis = np.empty(16, np.float64)
+        for n in range(chunk_bounds[k], chunk_bounds[k + 1]):
+            seen = False
+            for c in range(n_cams):
+                seen |= flags[c, n]
+            if not seen:
                 continue
             mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
             opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
@@ -354,6 +381,8 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
             sigma_max = math.log(opacity * 255.0)
             extent = min(3.33, math.sqrt(2.0 * sigma_max))
             for c in range(n_cams):
+                if not flags[c, n]:
+                    continue
                 w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
                 x, y, z = to_camera(table, c, mx, my, mz)
                 if not (z > near and z < far):
@@ -376,7 +405,7 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
                 v1 = min(np.floor(v + half_y - 0.5), height - 1.0)
                 if u0 > u1 or v0 > v1:
                     continue
-                row = lo + filled[c]
+                row = region_start[c, k] + filled[c]
                 filled[c] += 1
                 inv_det = 1.0 / det
                 # direct element writes: a row view would cost two atomic refcount updates
@@ -408,6 +437,7 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
                 depth_keys[c, row] = z
         for c in range(n_cams):
             counts[c, k] = filled[c]
+    return proj, source, depth_keys, counts, region_start
 
 
 # ------------------------------------------------------------------------------- depth sort
@@ -464,22 +494,23 @@ def flip_float_bits(bits):
 
 
 @njit(parallel=True, cache=True)
-def _gather_visible(depth_keys_bits, chunk_bounds, counts, camera, offsets, keys, rows):
+def _gather_visible(depth_keys_bits, region_start, counts, camera, offsets, keys, rows):
     """Copy camera c's per-chunk visible keys and proj rows into dense arrays (index order)."""
-    n_chunks = chunk_bounds.shape[0] - 1
+    n_chunks = region_start.shape[1]
     for k in prange(n_chunks):
-        lo = chunk_bounds[k]
+        lo = region_start[camera, k]
         for j in range(counts[camera, k]):
             keys[offsets[k] + j] = flip_float_bits(depth_keys_bits[camera, lo + j])
             rows[offsets[k] + j] = lo + j
 
 
 @njit(cache=True)
-def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
+def sort_by_depth(depth_keys_bits, region_start, counts, n_sort_chunks):
     """Per camera, the proj rows of its visible Gaussians sorted front to back (stable).
 
-    ``depth_keys_bits`` [C, N] uint32 holds the bits of positive float32 depths, whose integer
-    order is their float order, so an LSD radix sort on them is exact. Returns ``order`` [M]
+    ``depth_keys_bits`` [C, capacity] holds float32 depth bits (flipped so that their unsigned
+    order is the float order, which makes an LSD radix sort exact); camera c's chunk k holds
+    ``counts[c, k]`` of them from row ``region_start[c, k]`` (see ``project``). Returns ``order`` [M]
     (concatenated over cameras) and ``camera_offsets`` [C + 1].
     """
     n_cams, n_chunks = counts.shape
@@ -494,7 +525,7 @@ def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
             offsets[k] = offsets[k - 1] + counts[0, k - 1]
         keys = np.empty(m, np.uint32)
         rows = np.empty(m, np.int32)
-        _gather_visible(depth_keys_bits, chunk_bounds, counts, 0, offsets, keys, rows)
+        _gather_visible(depth_keys_bits, region_start, counts, 0, offsets, keys, rows)
         keys_tmp = np.empty(m, np.uint32)
         rows_tmp = np.empty(m, np.int32)
         bounds = even_chunks(m, max(1, min(n_sort_chunks, m // 2048)))
@@ -504,7 +535,7 @@ def sort_by_depth(depth_keys_bits, chunk_bounds, counts, n_sort_chunks):
                 rows, rows_tmp = rows_tmp, rows
         order[:] = rows
     else:
-        _sort_cameras(depth_keys_bits, chunk_bounds, counts, camera_offsets, order)
+        _sort_cameras(depth_keys_bits, region_start, counts, camera_offsets, order)
     return order, camera_offsets
 
 
@@ -514,7 +545,7 @@ PARALLEL_SORT_MIN = 65536
 
 
 @njit(parallel=True, cache=True)
-def _sort_cameras(depth_keys_bits, chunk_bounds, counts, camera_offsets, order):
+def _sort_cameras(depth_keys_bits, region_start, counts, camera_offsets, order):
     """Sort each camera's visible Gaussians on its own thread (one fork/join for all)."""
     n_cams, n_chunks = counts.shape
     for c in prange(n_cams):
@@ -523,7 +554,7 @@ def _sort_cameras(depth_keys_bits, chunk_bounds, counts, camera_offsets, order):
         rows = np.empty(m, np.int32)
         position = 0
         for k in range(n_chunks):
-            lo = chunk_bounds[k]
+            lo = region_start[c, k]
             for j in range(counts[c, k]):
                 keys[position] = flip_float_bits(depth_keys_bits[c, lo + j])
                 rows[position] = lo + j
