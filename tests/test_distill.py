@@ -15,7 +15,7 @@ from lyra_sim.scene.gaussian_scene import GaussianScene
 K = torch.tensor([[32.0, 0.0, 16.0], [0.0, 32.0, 16.0], [0.0, 0.0, 1.0]])
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def single_threaded():
     """One torch and one numba thread: on a shared 2-core machine oversubscription costs 10x."""
     import numba
