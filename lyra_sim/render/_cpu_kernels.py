@@ -190,27 +190,26 @@ def sh_basis(x, y, z, degree, out):
 @njit(cache=True, fastmath=FASTMATH)
 def sh_basis_gradient(x, y, z, degree, out):
     """Fill ``out`` [3, 16] with d basis_k / d(x, y, z) (the direction treated as free, not unit)."""
-    out[:] = 0.0
-    gx, gy, gz = out[0], out[1], out[2]
+    out[:] = 0.0  # element writes below: row views would cost atomic refcount updates
     if degree >= 1:
-        gy[1] = -SH_C1
-        gz[2] = SH_C1
-        gx[3] = -SH_C1
+        out[1, 1] = -SH_C1
+        out[2, 2] = SH_C1
+        out[0, 3] = -SH_C1
     if degree >= 2:
-        gx[4], gy[4] = SH_C2[0] * y, SH_C2[0] * x
-        gy[5], gz[5] = SH_C2[1] * z, SH_C2[1] * y
-        gx[6], gy[6], gz[6] = -2.0 * SH_C2[2] * x, -2.0 * SH_C2[2] * y, 4.0 * SH_C2[2] * z
-        gx[7], gz[7] = SH_C2[3] * z, SH_C2[3] * x
-        gx[8], gy[8] = 2.0 * SH_C2[4] * x, -2.0 * SH_C2[4] * y
+        out[0, 4], out[1, 4] = SH_C2[0] * y, SH_C2[0] * x
+        out[1, 5], out[2, 5] = SH_C2[1] * z, SH_C2[1] * y
+        out[0, 6], out[1, 6], out[2, 6] = -2.0 * SH_C2[2] * x, -2.0 * SH_C2[2] * y, 4.0 * SH_C2[2] * z
+        out[0, 7], out[2, 7] = SH_C2[3] * z, SH_C2[3] * x
+        out[0, 8], out[1, 8] = 2.0 * SH_C2[4] * x, -2.0 * SH_C2[4] * y
     if degree >= 3:
         xx, yy, zz = x * x, y * y, z * z
-        gx[9], gy[9] = 6.0 * SH_C3[0] * x * y, SH_C3[0] * (3.0 * xx - 3.0 * yy)
-        gx[10], gy[10], gz[10] = SH_C3[1] * y * z, SH_C3[1] * x * z, SH_C3[1] * x * y
-        gx[11], gy[11], gz[11] = -2.0 * SH_C3[2] * x * y, SH_C3[2] * (4.0 * zz - xx - 3.0 * yy), 8.0 * SH_C3[2] * y * z
-        gx[12], gy[12], gz[12] = -6.0 * SH_C3[3] * x * z, -6.0 * SH_C3[3] * y * z, SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)
-        gx[13], gy[13], gz[13] = SH_C3[4] * (4.0 * zz - 3.0 * xx - yy), -2.0 * SH_C3[4] * x * y, 8.0 * SH_C3[4] * x * z
-        gx[14], gy[14], gz[14] = 2.0 * SH_C3[5] * x * z, -2.0 * SH_C3[5] * y * z, SH_C3[5] * (xx - yy)
-        gx[15], gy[15] = SH_C3[6] * (3.0 * xx - 3.0 * yy), -6.0 * SH_C3[6] * x * y
+        out[0, 9], out[1, 9] = 6.0 * SH_C3[0] * x * y, SH_C3[0] * (3.0 * xx - 3.0 * yy)
+        out[0, 10], out[1, 10], out[2, 10] = SH_C3[1] * y * z, SH_C3[1] * x * z, SH_C3[1] * x * y
+        out[0, 11], out[1, 11], out[2, 11] = -2.0 * SH_C3[2] * x * y, SH_C3[2] * (4.0 * zz - xx - 3.0 * yy), 8.0 * SH_C3[2] * y * z
+        out[0, 12], out[1, 12], out[2, 12] = -6.0 * SH_C3[3] * x * z, -6.0 * SH_C3[3] * y * z, SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)
+        out[0, 13], out[1, 13], out[2, 13] = SH_C3[4] * (4.0 * zz - 3.0 * xx - yy), -2.0 * SH_C3[4] * x * y, 8.0 * SH_C3[4] * x * z
+        out[0, 14], out[1, 14], out[2, 14] = 2.0 * SH_C3[5] * x * z, -2.0 * SH_C3[5] * y * z, SH_C3[5] * (xx - yy)
+        out[0, 15], out[1, 15] = SH_C3[6] * (3.0 * xx - 3.0 * yy), -6.0 * SH_C3[6] * x * y
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -1085,7 +1084,6 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                     dxn, dyn, dzn, length = view_direction(means, n, campos)
                     sh_basis(dxn, dyn, dzn, sh_degree, basis_values)
                     sh_basis_gradient(dxn, dyn, dzn, sh_degree, basis_gradient)
-                    bgx, bgy, bgz = basis_gradient[0], basis_gradient[1], basis_gradient[2]
                     gdx = gdy = gdz = 0.0
                     color = sh_color(sh, n, basis_values, n_bases)
                     for ch in range(3):
@@ -1095,9 +1093,9 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                         for b in range(n_bases):
                             g_sh[n, b, ch] += basis_values[b] * g_color
                             coefficient = sh[n, b, ch] * g_color
-                            gdx += bgx[b] * coefficient
-                            gdy += bgy[b] * coefficient
-                            gdz += bgz[b] * coefficient
+                            gdx += basis_gradient[0, b] * coefficient
+                            gdy += basis_gradient[1, b] * coefficient
+                            gdz += basis_gradient[2, b] * coefficient
                     if length > 1e-12:
                         # through normalisation: (g - d (d·g)) / |v|
                         radial = dxn * gdx + dyn * gdy + dzn * gdz
