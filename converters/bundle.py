@@ -106,7 +106,7 @@ def _build_object(name: str, scene: GaussianScene, config: BuildConfig) -> Built
     solid, carve_info = object_solid(scene, config)
     if solid.is_empty():
         raise BundleError(f"object {name!r}: carving its {len(scene)} Gaussians left no solid (too transparent or too small?)")
-    decomposition = convex_decomposition(solid, config.convex_method, config.convex_threshold, config.max_hulls, config.seed)
+    decomposition = convex_decomposition(solid, config.convex_method, config.convex_threshold, config.max_hulls, config.seed, config.convex_tolerance)
     volume = decomposition.mesh_volume or decomposition.hull_volume
     mass = config.object_density * volume
     properties = mass_properties(decomposition.hulls, mass)
@@ -144,7 +144,6 @@ def build_bundle(
         BundleError: empty or unusable scene, bad masks, nothing reconstructed; no folder is left.
     """
     from lyra_sim import __version__
-    from lyra_sim.scene.io import save_scene
 
     if not isinstance(scene, GaussianScene):
         raise BundleError(f"build_bundle needs a GaussianScene, got {type(scene).__name__}")
@@ -237,7 +236,7 @@ def build_bundle(
             }
             with atomic_path(out_dir) as folder:
                 write_started = time.perf_counter()
-                _write_files(folder, background, world, objects, scenery, slab, manifest, config, save_scene)
+                _write_files(folder, background, world, objects, scenery, slab, manifest, config)
                 manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
                 (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
                 from lyra_sim.sim.bundle import load_bundle
@@ -248,8 +247,10 @@ def build_bundle(
     return out_dir
 
 
-def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig, save_scene) -> None:
+def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig) -> None:
     """Everything except manifest.json, into the temporary bundle ``folder``."""
+    from lyra_sim.scene.io import save_scene
+
     for sub in ("splats", "meshes", "objects"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     save_scene(background, folder / "splats" / "background.ply")

@@ -72,6 +72,7 @@ class BuildConfig:
             before decomposition (CoACD's time grows quickly with the face count).
         convex_method: "coacd" (default) or "vhacd" (PyBullet).
         convex_threshold: CoACD concavity threshold (lower = more, tighter hulls).
+        convex_tolerance: a solid within this volume fraction of its convex hull is one hull.
         max_hulls: upper bound on hulls per object.
         object_density: kg/m^3, gives each object's mass from its hull volume.
 
@@ -128,6 +129,7 @@ class BuildConfig:
     convex_input_faces: int = 2000
     convex_method: ConvexMethod = "coacd"
     convex_threshold: float = 0.05
+    convex_tolerance: float = 0.2
     max_hulls: int = 16
     object_density: float = 500.0
 

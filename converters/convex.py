@@ -68,11 +68,13 @@ def convex_decomposition(
     threshold: float = 0.05,
     max_hulls: int = 16,
     seed: int = 0,
+    convex_tolerance: float = 0.2,
 ) -> ConvexDecomposition:
     """Split ``mesh`` into at most ``max_hulls`` convex hulls.
 
-    A closed mesh whose volume is within ``threshold`` (relative) of its convex hull's is
-    returned as that one hull without running the decomposition.
+    A closed mesh whose volume is within ``convex_tolerance`` (relative) of its convex hull's
+    is returned as that one hull without running the decomposition: carved solids of convex
+    objects are never exactly convex, and CoACD then spends minutes splitting surface noise.
 
     Args:
         mesh: closed triangle mesh (open meshes work but the volume error is then undefined).
@@ -89,7 +91,7 @@ def convex_decomposition(
     mesh_volume = float(abs(solid.volume)) if solid.is_watertight else 0.0
     whole = convex_hull(mesh.vertices)
     whole_volume = float(abs(whole.to_trimesh().volume))
-    if max_hulls == 1 or (mesh_volume > 0 and mesh_volume >= (1.0 - threshold) * whole_volume):
+    if max_hulls == 1 or (mesh_volume > 0 and mesh_volume >= (1.0 - convex_tolerance) * whole_volume):
         # Nearly convex already (or one hull requested): the hull itself is the decomposition,
         # and the decomposition tools would only split it along surface noise.
         error = abs(whole_volume - mesh_volume) / mesh_volume if mesh_volume > 0 else None
@@ -111,11 +113,16 @@ def _coacd(mesh: Mesh, threshold: float, max_hulls: int, seed: int) -> list[Mesh
     except ImportError as error:
         raise MissingDependencyError(f"convex decomposition with method='coacd' needs the coacd package ({error}); `pip install coacd`") from None
     coacd.set_log_level("error")
+    # A lighter tree search than CoACD's defaults (150 iterations, 20 nodes, 2000 samples):
+    # about half the time, with hulls of the same count on the solids we build.
     result = coacd.run_coacd(
         coacd.Mesh(mesh.vertices, mesh.faces),
         threshold=float(threshold),
         max_convex_hull=int(max_hulls),
         seed=int(seed),
+        mcts_iterations=60,
+        mcts_nodes=10,
+        resolution=1000,
     )
     return [Mesh(np.asarray(vertices), np.asarray(faces)) for vertices, faces in result]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lyra_sim.cli import option
+from lyra_sim.typed import ConvexMethod, RenderBackend, UpAxis
 
 
 @dataclass
@@ -22,13 +23,13 @@ class Config:
     known_height_object: str | None = option(help="object whose height --known-height gives (needs --segment-objects)", default=None)
     scale: float | None = option(help="metres per source unit (overrides every other scale source)", default=None)
     crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
-    up_axis: str = option(help="up axis prior of the source", default="auto", choices=["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"])
+    up_axis: UpAxis = option(help="up axis prior of the source (auto: from the file's frame, else the floor plane)", default="auto")
     segment_objects: bool = option(help="find movable objects standing on the floor automatically", default=False)
-    convex_method: str = option(help="convex decomposition for objects", default="coacd", choices=["coacd", "vhacd"])
+    convex_method: ConvexMethod = option(help="convex decomposition for objects", default="coacd")
     voxel_size: float | None = option(help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", default=None)
     image_size: int = option(help="width and height of the virtual depth images", default=192)
     ground_slab: bool = option(help="add a solid slab under the floor beyond the reconstruction", default=True)
-    backend: str = option(help="renderer backend", default="auto", choices=["auto", "cpu", "gsplat", "reference"])
+    backend: RenderBackend = option(help="renderer backend", default="auto")
     progress: bool = option(help="show progress bars", default=True)
 
 

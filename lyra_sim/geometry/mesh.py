@@ -336,6 +336,7 @@ def project_to_points(
     max_shift: float,
     weights: np.ndarray | None = None,  # [P]
     neighbours: int = 24,
+    tree=None,
 ) -> tuple[Mesh, np.ndarray]:
     """Move each vertex along its normal onto the local plane of nearby surface points (one MLS step).
 
@@ -343,6 +344,7 @@ def project_to_points(
     (Gaussian kernel, sigma = radius / 2, times ``weights``), keeping its own normal; the move is
     clipped to ``max_shift``. Fused splat depth sits in front of the surface by about the
     Gaussians' footprint times the tangent of the viewing angle; the Gaussian centres do not.
+    ``tree`` may pass a prebuilt ``scipy.spatial.cKDTree`` of ``points`` (repeated calls).
     Returns (new mesh, signed shift per vertex [V]).
     """
     from scipy.spatial import cKDTree
@@ -353,7 +355,8 @@ def project_to_points(
     weights = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=np.float64)
     normals = vertex_normals(mesh)
     count = min(neighbours, len(points))
-    distance, index = cKDTree(points).query(mesh.vertices, k=count, distance_upper_bound=radius, workers=-1)
+    tree = cKDTree(points) if tree is None else tree
+    distance, index = tree.query(mesh.vertices, k=count, distance_upper_bound=radius, workers=-1)
     distance, index = distance.reshape(len(mesh.vertices), count), index.reshape(len(mesh.vertices), count)
     found = np.isfinite(distance)
     safe_index = np.where(found, index, 0)
