@@ -248,3 +248,11 @@ def test_float64_inputs_get_float64_gradients():
     for tensor in tensors:
         assert tensor.grad.dtype == torch.float64 and bool(torch.isfinite(tensor.grad).all())
     assert float(tensors[0].grad.abs().sum()) > 0
+
+
+def test_job_order_is_a_permutation_whose_halves_cover_the_whole_range():
+    for n in (1, 2, 7, 64, 100):
+        order = _cpu_kernels.job_order(n)
+        assert sorted(order.tolist()) == list(range(n))
+    first_half = _cpu_kernels.job_order(64)[:32]  # what thread 0 of 2 gets
+    assert set(first_half.tolist()) == set(range(0, 64, 2))

@@ -362,7 +362,9 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
     source = np.empty((n_cams, capacity), np.int32)
     depth_keys = np.empty((n_cams, capacity), np.float32)
     counts = np.zeros((n_cams, n_chunks), np.int64)
-    for k in prange(n_chunks):
+    chunk_order = job_order(n_chunks)  # mix index ranges: visible Gaussians cluster by object
+    for chunk_index in prange(n_chunks):
+        k = chunk_order[chunk_index]
         filled = np.zeros(n_cams, np.int64)
         basis = np.empty(16, np.float64)
         for n in range(chunk_bounds[k], chunk_bounds[k + 1]):
@@ -656,23 +658,21 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
 
 @njit(cache=True)
 def job_order(n_jobs):
-    """Jobs interleaved (0, n-1, 1, n-2, ...) so that numba's static split of a prange gives each
-    thread a mix of image regions (a sky half and a cluttered half cost very differently)."""
-    order = np.empty(n_jobs, np.int64)
-    lo, hi = 0, n_jobs - 1
-    for i in range(n_jobs):
-        if i % 2 == 0:
-            order[i] = lo
-            lo += 1
-        else:
-            order[i] = hi
-            hi -= 1
-    # a static split in two halves gets even and odd positions mixed: interleave the halves
-    mixed = np.empty(n_jobs, np.int64)
-    half = (n_jobs + 1) // 2
-    for i in range(n_jobs):
-        mixed[i] = order[2 * i] if i < half else order[2 * (i - half) + 1]
-    return mixed
+    """Jobs in bit-reversed order (0, n/2, n/4, 3n/4, ...): numba splits a prange statically
+    into one contiguous block per thread, and every block of this order samples the whole
+    range evenly (for any power-of-two thread count), so each thread gets a mix of image
+    regions (sky and clutter cost very differently) or of Gaussian index ranges (visible
+    Gaussians cluster by object)."""
+    bits = 0
+    while (1 << bits) < n_jobs:
+        bits += 1
+    keys = np.empty(n_jobs, np.int64)
+    for j in range(n_jobs):
+        reversed_j = 0
+        for bit in range(bits):
+            reversed_j |= ((j >> bit) & 1) << (bits - 1 - bit)
+        keys[j] = reversed_j
+    return np.argsort(keys)
 
 
 @njit(cache=True)
@@ -971,7 +971,9 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
     n_gaussians = means.shape[0]
     table = camera_table(viewmats, Ks, width, height)
     bounds = even_chunks(n_gaussians, max(1, min(64, n_gaussians // 256)))
-    for k in prange(bounds.shape[0] - 1):
+    chunk_order = job_order(bounds.shape[0] - 1)  # mix index ranges: visible Gaussians cluster
+    for chunk_index in prange(bounds.shape[0] - 1):
+        k = chunk_order[chunk_index]
         # scratch allocated once per chunk, not per Gaussian (an allocation costs ~100 ns)
         g_cov = np.empty(6, np.float64)  # dL/dΣ3d as a symmetric matrix (xx, xy, xz, yy, yz, zz)
         g_mean = np.empty(3, np.float64)
