@@ -100,7 +100,10 @@ def main() -> None:
         from lyra_sim.scene.io import load_scene
 
         output = json.loads(args.out.read_text())
-        add_bundles(output, {"reconstruction": load_scene(args.bundle_from)}, kit, args)
+        scenes = {"reconstruction": load_scene(args.bundle_from)}
+        if not args.no_truth_bundle:
+            scenes["true_surface_splats"] = kit.to_gaussians(args.max_gaussians, seed=0)[0]
+        add_bundles(output, scenes, kit, args)
         return
     cameras = kit.cameras("hemisphere", args.views, width=args.size, height=args.size, seed=0)
     started = time.perf_counter()
