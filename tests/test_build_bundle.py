@@ -152,7 +152,10 @@ def test_drop_test_spheres_rest_on_the_floor_and_the_box_tops(built):
             z = p.getBasePositionAndOrientation(body, physicsClientId=client)[0][2]
             assert abs((z - radius) - surface) < 0.01, (surface, z)
         ball_end = np.array(p.getBasePositionAndOrientation(ids["ball"], physicsClientId=client)[0])
-        assert np.linalg.norm(ball_end - ball_start) < 0.01  # rests where it stood, does not sink
+        # It stays where it stood: it does not sink or fall through; its faceted hull may roll
+        # onto a face (a few millimetres sideways).
+        assert abs(ball_end[2] - ball_start[2]) < 0.005
+        assert np.linalg.norm(ball_end[:2] - ball_start[:2]) < 0.02
         true_centre = _to_bundle(built, np.array([[BALL[0], BALL[1], BALL[2]]]))[0]
         assert np.linalg.norm(ball_start - true_centre) < 0.01
     finally:
