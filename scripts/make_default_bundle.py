@@ -11,7 +11,6 @@ chosen so both bundles together stay a few MB (they ship inside the wheel).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
