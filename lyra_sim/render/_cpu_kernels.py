@@ -188,28 +188,33 @@ def sh_basis(x, y, z, degree, out):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def sh_basis_gradient(x, y, z, degree, out):
-    """Fill ``out`` [3, 16] with d basis_k / d(x, y, z) (the direction treated as free, not unit)."""
-    out[:] = 0.0  # element writes below: row views would cost atomic refcount updates
+def sh_direction_gradient(x, y, z, degree, weights):
+    """Σ_k weights[k] d basis_k / d(x, y, z) (the direction treated as free, not unit), written out
+    term by term: no [3, 16] Jacobian to zero and fill per Gaussian."""
+    gx = gy = gz = 0.0
     if degree >= 1:
-        out[1, 1] = -SH_C1
-        out[2, 2] = SH_C1
-        out[0, 3] = -SH_C1
+        gy -= SH_C1 * weights[1]
+        gz += SH_C1 * weights[2]
+        gx -= SH_C1 * weights[3]
     if degree >= 2:
-        out[0, 4], out[1, 4] = SH_C2[0] * y, SH_C2[0] * x
-        out[1, 5], out[2, 5] = SH_C2[1] * z, SH_C2[1] * y
-        out[0, 6], out[1, 6], out[2, 6] = -2.0 * SH_C2[2] * x, -2.0 * SH_C2[2] * y, 4.0 * SH_C2[2] * z
-        out[0, 7], out[2, 7] = SH_C2[3] * z, SH_C2[3] * x
-        out[0, 8], out[1, 8] = 2.0 * SH_C2[4] * x, -2.0 * SH_C2[4] * y
+        w4, w5, w6, w7, w8 = weights[4], weights[5], weights[6], weights[7], weights[8]
+        gx += SH_C2[0] * y * w4 - 2.0 * SH_C2[2] * x * w6 + SH_C2[3] * z * w7 + 2.0 * SH_C2[4] * x * w8
+        gy += SH_C2[0] * x * w4 + SH_C2[1] * z * w5 - 2.0 * SH_C2[2] * y * w6 - 2.0 * SH_C2[4] * y * w8
+        gz += SH_C2[1] * y * w5 + 4.0 * SH_C2[2] * z * w6 + SH_C2[3] * x * w7
     if degree >= 3:
         xx, yy, zz = x * x, y * y, z * z
-        out[0, 9], out[1, 9] = 6.0 * SH_C3[0] * x * y, SH_C3[0] * (3.0 * xx - 3.0 * yy)
-        out[0, 10], out[1, 10], out[2, 10] = SH_C3[1] * y * z, SH_C3[1] * x * z, SH_C3[1] * x * y
-        out[0, 11], out[1, 11], out[2, 11] = -2.0 * SH_C3[2] * x * y, SH_C3[2] * (4.0 * zz - xx - 3.0 * yy), 8.0 * SH_C3[2] * y * z
-        out[0, 12], out[1, 12], out[2, 12] = -6.0 * SH_C3[3] * x * z, -6.0 * SH_C3[3] * y * z, SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)
-        out[0, 13], out[1, 13], out[2, 13] = SH_C3[4] * (4.0 * zz - 3.0 * xx - yy), -2.0 * SH_C3[4] * x * y, 8.0 * SH_C3[4] * x * z
-        out[0, 14], out[1, 14], out[2, 14] = 2.0 * SH_C3[5] * x * z, -2.0 * SH_C3[5] * y * z, SH_C3[5] * (xx - yy)
-        out[0, 15], out[1, 15] = SH_C3[6] * (3.0 * xx - 3.0 * yy), -6.0 * SH_C3[6] * x * y
+        w9, w10, w11, w12, w13, w14, w15 = (weights[9], weights[10], weights[11], weights[12], weights[13],
+                                            weights[14], weights[15])
+        gx += (6.0 * SH_C3[0] * x * y * w9 + SH_C3[1] * y * z * w10 - 2.0 * SH_C3[2] * x * y * w11
+               - 6.0 * SH_C3[3] * x * z * w12 + SH_C3[4] * (4.0 * zz - 3.0 * xx - yy) * w13
+               + 2.0 * SH_C3[5] * x * z * w14 + SH_C3[6] * (3.0 * xx - 3.0 * yy) * w15)
+        gy += (SH_C3[0] * (3.0 * xx - 3.0 * yy) * w9 + SH_C3[1] * x * z * w10
+               + SH_C3[2] * (4.0 * zz - xx - 3.0 * yy) * w11 - 6.0 * SH_C3[3] * y * z * w12
+               - 2.0 * SH_C3[4] * x * y * w13 - 2.0 * SH_C3[5] * y * z * w14 - 6.0 * SH_C3[6] * x * y * w15)
+        gz += (SH_C3[1] * x * y * w10 + 8.0 * SH_C3[2] * y * z * w11
+               + SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy) * w12 + 8.0 * SH_C3[4] * x * z * w13
+               + SH_C3[5] * (xx - yy) * w14)
+    return gx, gy, gz
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -980,8 +985,8 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
         grad = np.empty(GRAD_WIDTH, np.float64)
         g_r = np.empty(9, np.float64)
         g_scale = np.empty(3, np.float64)
-        basis_gradient = np.empty((3, 16), np.float64)
         basis_values = np.empty(16, np.float64)
+        sh_weights = np.empty(16, np.float64)  # Σ_ch sh[n, k, ch] dL/dcolour_ch per basis k
         rot = np.empty(9, np.float64)
         g_full = np.empty(9, np.float64)
         scales = np.empty(3, np.float64)
@@ -1085,19 +1090,19 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                 if want_color:
                     dxn, dyn, dzn, length = view_direction(means, n, campos)
                     sh_basis(dxn, dyn, dzn, sh_degree, basis_values)
-                    sh_basis_gradient(dxn, dyn, dzn, sh_degree, basis_gradient)
-                    gdx = gdy = gdz = 0.0
-                    color = sh_color(sh, n, basis_values, n_bases)
-                    for ch in range(3):
-                        if color[ch] <= 0.0:  # colour clamped at 0
-                            continue
-                        g_color = grad[GRAD_R + ch]
-                        for b in range(n_bases):
-                            g_sh[n, b, ch] += basis_values[b] * g_color
-                            coefficient = sh[n, b, ch] * g_color
-                            gdx += basis_gradient[0, b] * coefficient
-                            gdy += basis_gradient[1, b] * coefficient
-                            gdz += basis_gradient[2, b] * coefficient
+                    # recomputed rather than stored by the forward: a second random read of the
+                    # packed row costs more than these 48 multiply-adds on rows read anyway
+                    red, green, blue = sh_color(sh, n, basis_values, n_bases)
+                    g_red = grad[GRAD_R] if red > 0.0 else 0.0  # a colour clamped at 0 has no gradient
+                    g_green = grad[GRAD_G] if green > 0.0 else 0.0
+                    g_blue = grad[GRAD_B] if blue > 0.0 else 0.0
+                    for b in range(n_bases):
+                        weight = basis_values[b]
+                        g_sh[n, b, 0] += weight * g_red
+                        g_sh[n, b, 1] += weight * g_green
+                        g_sh[n, b, 2] += weight * g_blue
+                        sh_weights[b] = sh[n, b, 0] * g_red + sh[n, b, 1] * g_green + sh[n, b, 2] * g_blue
+                    gdx, gdy, gdz = sh_direction_gradient(dxn, dyn, dzn, sh_degree, sh_weights)
                     if length > 1e-12:
                         # through normalisation: (g - d (d·g)) / |v|
                         radial = dxn * gdx + dyn * gdy + dzn * gdz
