@@ -112,7 +112,7 @@ class BuildConfig:
     max_incidence_deg: float | None = 60.0
     refine_to_gaussians: bool = True
     refine_iterations: int = 3
-    refine_radius_voxels: float = 3.0
+    refine_radius_voxels: float = 5.0
     refine_max_shift_voxels: float = 4.0
     hole_size: float = 0.05
     min_component_fraction: float = 0.02
