@@ -40,6 +40,11 @@ REC_WIDTH = 16
 # Columns of the per-Gaussian 2D gradient the rasteriser backward accumulates.
 GRAD_MX, GRAD_MY, GRAD_CA, GRAD_CB, GRAD_CC, GRAD_OPACITY, GRAD_R, GRAD_G, GRAD_B, GRAD_Z = range(10)
 GRAD_WIDTH = 10
+# Per-lane sums of the rasteriser backward: GRAD_OPACITY, GRAD_R..GRAD_Z as above, then
+# Σ g_σ, Σ g_σ dy, Σ g_σ dy² in the slots of the mean and conic columns (derived from them;
+# GRAD_CB and GRAD_CC's slots stay unused)
+LANE_SIGMA, LANE_SIGMA_DY, LANE_SIGMA_DY2 = GRAD_MX, GRAD_MY, GRAD_CA
+LANE_WIDTH = GRAD_WIDTH
 
 # float32 constants: a Python float literal would silently promote the kernels to float64,
 # which halves the SIMD width.
@@ -892,7 +897,7 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
             for px in range(TILE):
                 largest = max(largest, stop[py, px])
             row_stop[py] = largest
-        lane_sums = np.zeros((GRAD_WIDTH, TILE), np.float32)
+        lane_sums = np.zeros((LANE_WIDTH, TILE), np.float32)
         start = tile_start[job]
         for e in range(start + tile_end[job] - 1, start - 1, -1):
             local = e - start
@@ -947,19 +952,42 @@ def rasterize_tiles_backward(packed, tile_start, tile_entries, tile_end, n_cams,
                     lane_sums[GRAD_G, i] += weight * g_g[p]
                     lane_sums[GRAD_B, i] += weight * g_b[p]
                     lane_sums[GRAD_Z, i] += weight * g_z[p]
-                    # σ = ½a dx² + b dx dy + ½c dy² with d = pixel - mean
-                    lane_sums[GRAD_MX, i] -= g_sigma * (ca * dx + cb * dy)
-                    lane_sums[GRAD_MY, i] -= g_sigma * (cb * dx + cc * dy)
-                    lane_sums[GRAD_CA, i] += g_sigma * HALF * dx * dx
-                    lane_sums[GRAD_CB, i] += g_sigma * dx * dy
-                    lane_sums[GRAD_CC, i] += g_sigma * HALF * dy * dy
+                    # the σ terms need only Σ g_σ, Σ g_σ dy, Σ g_σ dy² per lane: dx is fixed
+                    # per lane, so the dx factors are applied once per entry below
+                    g_sigma_dy = g_sigma * dy
+                    lane_sums[LANE_SIGMA, i] += g_sigma
+                    lane_sums[LANE_SIGMA_DY, i] += g_sigma_dy
+                    lane_sums[LANE_SIGMA_DY2, i] += g_sigma_dy * dy
             if touched:
-                for q_index in range(GRAD_WIDTH):
+                for q_index in range(GRAD_R, GRAD_Z + 1):
                     total = F0
                     for i in range(TILE):
                         total += lane_sums[q_index, i]
                         lane_sums[q_index, i] = F0
                     grad_buffer[thread, g, q_index] += total
+                # σ = ½a dx² + b dx dy + ½c dy² with d = pixel - mean; dσ/dmean = -(∂σ/∂dx, ∂σ/∂dy)
+                sum_opacity = F0
+                s_sigma_dx = s_sigma_dx2 = s_sigma_dy = s_sigma_dxdy = s_sigma_dy2 = F0
+                for i in range(TILE):
+                    dx = dx0 + np.float32(i)
+                    lane_sigma = lane_sums[LANE_SIGMA, i]
+                    lane_sigma_dy = lane_sums[LANE_SIGMA_DY, i]
+                    sum_opacity += lane_sums[GRAD_OPACITY, i]
+                    s_sigma_dx += lane_sigma * dx
+                    s_sigma_dx2 += lane_sigma * dx * dx
+                    s_sigma_dy += lane_sigma_dy
+                    s_sigma_dxdy += lane_sigma_dy * dx
+                    s_sigma_dy2 += lane_sums[LANE_SIGMA_DY2, i]
+                    lane_sums[GRAD_OPACITY, i] = F0
+                    lane_sums[LANE_SIGMA, i] = F0
+                    lane_sums[LANE_SIGMA_DY, i] = F0
+                    lane_sums[LANE_SIGMA_DY2, i] = F0
+                grad_buffer[thread, g, GRAD_OPACITY] += sum_opacity
+                grad_buffer[thread, g, GRAD_MX] -= ca * s_sigma_dx + cb * s_sigma_dy
+                grad_buffer[thread, g, GRAD_MY] -= cb * s_sigma_dx + cc * s_sigma_dy
+                grad_buffer[thread, g, GRAD_CA] += HALF * s_sigma_dx2
+                grad_buffer[thread, g, GRAD_CB] += s_sigma_dxdy
+                grad_buffer[thread, g, GRAD_CC] += HALF * s_sigma_dy2
 
 
 # -------------------------------------------------------------------- projection backward
