@@ -188,7 +188,7 @@ def _mesh_render(bundle_path: Path, cameras) -> np.ndarray:
                 pybullet.changeVisualShape(body, shape[1], rgbaColor=[0.75, 0.78, 0.85, 1.0], physicsClientId=client)
         images = []
         for i in range(len(cameras)):
-            view, projection = cameras.to_pybullet(i)
+            view, projection = cameras.to_tiny_renderer(i)
             _, _, rgba, _, _ = pybullet.getCameraImage(
                 cameras.width, cameras.height, viewMatrix=view, projectionMatrix=projection,
                 renderer=pybullet.ER_TINY_RENDERER, lightDirection=[0.4, -0.3, 1.0], shadow=0,

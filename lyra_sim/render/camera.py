@@ -213,6 +213,20 @@ class Camera:
         proj[3, 2] = -1.0
         return view_gl.numpy().T.reshape(-1).tolist(), proj.T.reshape(-1).tolist()
 
+    def to_tiny_renderer(self, index: int = 0) -> tuple[list[float], list[float]]:
+        """(view_matrix, projection_matrix) of camera ``index`` for PyBullet's TinyRenderer.
+
+        TinyRenderer samples pixel (u, v) at image point (u, v + 1) rather than at the pixel
+        centre (u + 0.5, v + 0.5) (measured against ray casting: depth error 0 after this shift,
+        1-2 cm on grazing floors before), so the principal point moves by (-0.5, +0.5) px and its
+        pixels land on ours. Use ``to_pybullet`` for matrices that mean exactly this camera.
+        """
+        camera = self[index]
+        K = camera.K.clone()
+        K[:, 0, 2] -= 0.5
+        K[:, 1, 2] += 0.5
+        return Camera(K, camera.viewmat, self.width, self.height, self.near, self.far).to_pybullet(0)
+
     def to(self, device) -> "Camera":
         return Camera(self.K.to(device), self.viewmat.to(device), self.width, self.height, self.near, self.far)
 

@@ -187,7 +187,7 @@ def tinyrenderer_images(client_id: int, camera, *, segmentation: bool = True, sh
 
     if len(camera) != 1:
         raise ValueError(f"tinyrenderer_images renders one camera at a time, got {len(camera)}")
-    view_matrix, projection_matrix = camera.to_pybullet()
+    view_matrix, projection_matrix = camera.to_tiny_renderer()
     flags = 0 if segmentation else pybullet.ER_NO_SEGMENTATION_MASK
     width, height, rgba, depth_buffer, segmentation_mask = pybullet.getCameraImage(
         camera.width,
