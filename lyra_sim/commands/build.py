@@ -19,8 +19,7 @@ class Config:
 
     scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
     output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
-    known_height: float | None = option(help="height in metres of the scene's top above the floor (or of --known-height-object)", default=None)
-    known_height_object: str | None = option(help="object whose height --known-height gives (needs --segment-objects)", default=None)
+    known_height: float | None = option(help="height in metres of the scene's top above the floor", default=None)
     scale: float | None = option(help="metres per source unit (overrides every other scale source)", default=None)
     crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
     up_axis: UpAxis = option(help="up axis prior of the source (auto: from the file's frame, else the floor plane)", default="auto")
@@ -45,7 +44,6 @@ def run(config: Config) -> int:
             up_axis=config.up_axis,
             scale=config.scale,
             known_height=config.known_height,
-            known_height_object=config.known_height_object,
             crop=tuple(config.crop) if config.crop else None,
             segment_objects=config.segment_objects,
             convex_method=config.convex_method,
