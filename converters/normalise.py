@@ -37,6 +37,8 @@ AXIS_VECTORS = {
     "+Y": (0.0, 1.0, 0.0), "-Y": (0.0, -1.0, 0.0),
     "+Z": (0.0, 0.0, 1.0), "-Z": (0.0, 0.0, -1.0),
 }
+# A lower level parallel to the best plane is the floor when it has at least this fraction of its support.
+_LOWER_PLANE_SUPPORT = 0.25
 # Gaussians at least this opaque vote for the floor plane: faint ones are often floaters.
 _OPAQUE_FOR_PLANE = 0.5
 # Below this mean resultant length of the folded wall directions there is no dominant yaw.
@@ -147,7 +149,7 @@ def find_floor(
         if lower.sum() < max(0.02 * len(points), 3):
             break
         candidate = fit_plane_ransac(points[lower], threshold, seed=seed + 1, normal_prior=plane.normal, max_angle_deg=10.0)
-        if candidate.inliers.sum() < 0.25 * plane.inliers.sum():
+        if candidate.inliers.sum() < _LOWER_PLANE_SUPPORT * plane.inliers.sum():
             break
         plane = Plane(candidate.normal, candidate.offset, np.abs(points @ candidate.normal - candidate.offset) <= threshold)
     return plane
@@ -218,8 +220,12 @@ def normalise_scene(
         up = prior / np.linalg.norm(prior)
         heights = plane_points @ up
         counts, edges = np.histogram(heights, bins=max(1, int(np.ceil((heights.max() - heights.min()) / threshold))))
-        floor_offset = float(0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1]))
-        floor_support = int(counts.max())
+        # The floor is the lowest well-supported level, not the busiest one: a table top seen
+        # from above often holds more Gaussians than the partly hidden floor around it (the same
+        # rule as find_floor's move down to a lower parallel plane).
+        floor_bin = int(np.flatnonzero(counts >= _LOWER_PLANE_SUPPORT * counts.max())[0])
+        floor_offset = float(0.5 * (edges[floor_bin] + edges[floor_bin + 1]))
+        floor_support = int(counts[floor_bin])
     else:
         try:
             plane = find_floor(plane_points, threshold, prior, config.up_prior_max_angle_deg, config.seed)

@@ -135,3 +135,19 @@ def test_segmentation_finds_the_objects_on_the_floor(analytic):
         assert overlap / mask.sum() > 0.99  # nothing of the floor or another object
         assert overlap / truth[best].sum() > 0.85  # most of the object (the contact cap stays floor)
     assert not any(np.any(mask & analytic.mask("floor")) for mask in masks.values())
+
+
+@pytest.mark.parametrize("refine_up", [False, True])
+def test_floor_is_the_lowest_supported_level_not_a_busier_table_top(refine_up):
+    """A reconstruction that sees a table top densely and the floor around it sparsely."""
+    rng = np.random.default_rng(5)
+    floor = np.c_[rng.uniform(-1.0, 1.0, (1500, 2)), np.zeros(1500)]
+    table = np.c_[rng.uniform(-0.5, 0.5, (2500, 2)), np.full(2500, 0.7)]
+    means = torch.tensor(np.r_[floor, table], dtype=torch.float32)
+    n = len(means)
+    scene = GaussianScene.from_activated(means, torch.full((n, 3), 0.5), torch.full((n,), 0.9), torch.full((n, 3), 0.01))
+    scene.metadata.frame, scene.metadata.metric = "z-up", True
+    result = normalise_scene(scene, BuildConfig(up_axis="+Z", refine_up=refine_up, scale=1.0, align_yaw=False))
+    heights = result.scene.means.numpy()[:, 2]
+    assert np.abs(np.median(heights[result.kept < 1500])) < 0.01  # the floor at z = 0
+    assert np.median(heights[result.kept >= 1500]) == pytest.approx(0.7, abs=0.01)  # the table top above it
