@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from lyra_sim import GaussianScene
 from lyra_sim.scene.formats.ply import inria_property_names
 from lyra_sim.scene.io import load_scene, save_scene
+from timing import time_call  # benchmarks/timing.py
 
 TARGET_PLY_READ_S = 2.0
 
@@ -94,18 +95,6 @@ CASES = [
 ]
 
 
-def timed(function, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds per run (CPU time is what an idle machine's wall time
-    would be for single-threaded work: on a shared, oversubscribed machine wall time inflates)."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        function()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return wall, cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="Gaussians in the synthetic scene")
@@ -124,8 +113,8 @@ def main() -> None:
             case_scene = scene[: args.ascii_count] if "ascii" in name else scene
             write = (lambda: writer(case_scene, path)) if writer else (lambda: save_scene(case_scene, path, **options))
             read = (lambda: reader(path)) if reader else (lambda: load_scene(path))
-            write_times, write_cpu = timed(write, args.repeats)
-            read_times, read_cpu = timed(read, args.repeats)
+            write_times, write_cpu = time_call(write, args.repeats)
+            read_times, read_cpu = time_call(read, args.repeats)
             count = len(case_scene)
             rows.append(
                 {

@@ -31,6 +31,7 @@ from lyra_sim.io_utils import atomic_path
 from lyra_sim.kits.layouts import make_scene
 from lyra_sim.render import _cpu, _reference
 from lyra_sim.render.camera import Camera
+from timing import time_call  # benchmarks/timing.py
 
 RESULTS = Path(__file__).parent / "results" / "render.json"
 TARGETS = {  # (minimum FPS, goal FPS) from the renderer issue, on 2 cores
@@ -85,19 +86,6 @@ def tiny_renderer_call(client: int, cams: Camera):
                                     renderer=pybullet.ER_TINY_RENDERER, physicsClientId=client)
 
     return call
-
-
-def time_call(call, repeats: int, warmup: int = 1) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds (all threads) of each of ``repeats`` calls."""
-    for _ in range(warmup):
-        call()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        call()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return wall, cpu
 
 
 def fps_summary(timings: tuple[list[float], list[float]], frames: int) -> dict:
@@ -172,14 +160,14 @@ def main() -> None:
         scene, cams = scenes[count], cameras(size, n_cams)
         row = {"case": name, "gaussians": len(scene), "width": size, "height": size, "cameras": n_cams, "kind": kind}
         if kind == "forward":
-            row["cpu"] = fps_summary(time_call(backend_call(_cpu, scene, cams), args.repeats), n_cams)
-            row["tiny_renderer"] = fps_summary(time_call(tiny_renderer_call(client, cams), args.repeats), n_cams)
+            row["cpu"] = fps_summary(time_call(backend_call(_cpu, scene, cams), args.repeats, warmup=1), n_cams)
+            row["tiny_renderer"] = fps_summary(time_call(tiny_renderer_call(client, cams), args.repeats, warmup=1), n_cams)
             row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 10))
             # the reference needs seconds per frame: only the 100k single-camera cases
             if count == 100_000 and n_cams == 1:
                 row["reference"] = fps_summary(time_call(backend_call(_reference, scene, cams), args.reference_repeats, 0), 1)
         else:
-            row["cpu"] = fps_summary(time_call(forward_backward_call(scene, cams), args.repeats), n_cams)
+            row["cpu"] = fps_summary(time_call(forward_backward_call(scene, cams), args.repeats, warmup=1), n_cams)
             row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 10), backward=True)
         target = TARGETS.get(name)
         if target:
