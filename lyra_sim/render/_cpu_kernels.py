@@ -1026,7 +1026,7 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
         g_r = np.empty(9, np.float64)
         g_scale = np.empty(3, np.float64)
         basis_values = np.empty(16, np.float64)
-        sh_weights = np.empty(16, np.float64)  # Σ_ch sh[n, k, ch] dL/dcolour_ch per basis k
+        sh_weights = np.empty(16, np.float32)  # Σ_ch sh[n, k, ch] dL/dcolour_ch per basis k
         rot = np.empty(9, np.float64)
         g_full = np.empty(9, np.float64)
         scales = np.empty(3, np.float64)
@@ -1133,11 +1133,13 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                     # recomputed rather than stored by the forward: a second random read of the
                     # packed row costs more than these 48 multiply-adds on rows read anyway
                     red, green, blue = sh_color(sh, n, basis_values, n_bases)
-                    g_red = grad[GRAD_R] if red > 0.0 else 0.0  # a colour clamped at 0 has no gradient
-                    g_green = grad[GRAD_G] if green > 0.0 else 0.0
-                    g_blue = grad[GRAD_B] if blue > 0.0 else 0.0
+                    # float32 from here: g_sh is float32, and float64 products cost a conversion
+                    # per read-modify-write (a colour clamped at 0 has no gradient)
+                    g_red = np.float32(grad[GRAD_R]) if red > 0.0 else F0
+                    g_green = np.float32(grad[GRAD_G]) if green > 0.0 else F0
+                    g_blue = np.float32(grad[GRAD_B]) if blue > 0.0 else F0
                     for b in range(n_bases):
-                        weight = basis_values[b]
+                        weight = np.float32(basis_values[b])
                         g_sh[n, b, 0] += weight * g_red
                         g_sh[n, b, 1] += weight * g_green
                         g_sh[n, b, 2] += weight * g_blue
