@@ -1015,6 +1015,8 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
     n_bases = (sh_degree + 1) * (sh_degree + 1)
     n_gaussians = means.shape[0]
     table = camera_table(viewmats, Ks, width, height)
+    sh_row_width = g_sh.shape[1] * 3
+    g_sh_rows = g_sh.reshape(n_gaussians, sh_row_width)  # a view: zeroed as one contiguous row
     bounds = even_chunks(n_gaussians, max(1, min(64, n_gaussians // 256)))
     chunk_order = job_order(bounds.shape[0] - 1)  # mix index ranges: visible Gaussians cluster
     for chunk_index in prange(bounds.shape[0] - 1):
@@ -1037,9 +1039,8 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, viewmats, Ks,
                     visible = True
             # every output element is written here (the caller allocates them uninitialised):
             # zeroing the large SH gradient in this parallel loop saves a serial pass
-            for b in range(g_sh.shape[1]):
-                for ch in range(3):
-                    g_sh[n, b, ch] = 0.0
+            for q in range(sh_row_width):
+                g_sh_rows[n, q] = F0
             if not visible:
                 for i in range(3):
                     g_means[n, i] = 0.0
