@@ -13,7 +13,7 @@ class Config:
 
     Writes into OUT: photos.png, heldout_truth_vs_splat.png, splat_mesh_overlay.png, the agent's
     observation videos (MP4 and GIF), reconstruction.ply, bundle/ (URDF, meshes, splats),
-    metrics.json and report.md. About 5-8 minutes on 2 CPU cores.
+    metrics.json and report.md. About 4 minutes on 2 CPU cores.
     """
 
     out: str = option("output folder (replaced when the demo finishes)", "demo_out", short="-o")
