@@ -206,15 +206,23 @@ def _rollout(env_id: str, bundle: Path, config: DemoConfig, record: _Record) -> 
 
     import lyra_sim.envs  # noqa: F401  (registers the ids)
 
+    view = 2 * config.observation_size
     env = gymnasium.make(
         env_id, bundle=str(bundle), width=config.observation_size, height=config.observation_size,
-        render_backend=config.backend, max_episode_steps=config.rollout_steps,
+        render_backend=config.backend, max_episode_steps=config.rollout_steps, render_mode="rgb_array",
+        render_width=view, render_height=view,
     )
+
+    def frame(observation) -> np.ndarray:
+        # What the agent sees (upscaled), beside a third-person splat view of the same moment.
+        seen = np.kron(observation["rgb"], np.ones((2, 2, 1), dtype=np.uint8))
+        return np.concatenate([seen, env.render()[..., :3]], axis=1)
+
     rng = np.random.default_rng(config.seed)
     frames, rewards, successes = [], [], 0
     try:
         observation, info = env.reset(seed=config.seed)
-        frames.append(observation["rgb"])
+        frames.append(frame(observation))
         action = np.zeros(env.action_space.shape, dtype=np.float32)
         low, high = env.action_space.low, env.action_space.high
         start = time.perf_counter()
@@ -224,7 +232,7 @@ def _rollout(env_id: str, bundle: Path, config: DemoConfig, record: _Record) -> 
             action = np.clip(0.8 * action + 0.4 * rng.uniform(low, high), low, high).astype(np.float32)
             observation, reward, terminated, truncated, info = env.step(action)
             steps += 1
-            frames.append(observation["rgb"])
+            frames.append(frame(observation))
             rewards.append(float(reward))
             successes += int(bool(info.get("success", False)))
             if terminated or truncated:
@@ -234,6 +242,7 @@ def _rollout(env_id: str, bundle: Path, config: DemoConfig, record: _Record) -> 
         env.close()
     stats = {
         "steps": steps,
+        # Includes the third-person view rendered for the video.
         "steps_per_second": round(steps / max(elapsed, 1e-9), 1),
         "return": round(float(np.sum(rewards)), 3),
         "success_steps": successes,
@@ -242,18 +251,16 @@ def _rollout(env_id: str, bundle: Path, config: DemoConfig, record: _Record) -> 
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
-    """An MP4 when ffmpeg is available (imageio-ffmpeg ships one), else a GIF."""
+    """A GIF always, and an MP4 when ffmpeg is available (imageio-ffmpeg ships one); returns the MP4 if written."""
     import imageio.v2 as imageio
 
-    upscaled = [np.kron(frame, np.ones((3, 3, 1), dtype=np.uint8)) for frame in frames]
+    gif = path.with_suffix(".gif")
+    imageio.mimsave(gif, frames, duration=1.0 / fps, loop=0)
     try:
-        imageio.mimsave(path.with_suffix(".mp4"), upscaled, fps=fps, macro_block_size=1)
-        path = path.with_suffix(".mp4")
-    except Exception:  # noqa: BLE001 - no ffmpeg backend: fall back to GIF
-        path = path.with_suffix(".gif")
-        imageio.mimsave(path, upscaled, duration=1.0 / fps, loop=0)
-    imageio.mimsave(path.with_suffix(".gif"), frames, duration=1.0 / fps, loop=0)
-    return path
+        imageio.mimsave(path.with_suffix(".mp4"), frames, fps=fps, macro_block_size=1)
+    except Exception:  # noqa: BLE001 - no ffmpeg backend: the GIF is the video
+        return gif
+    return path.with_suffix(".mp4")
 
 
 def run_demo(config: DemoConfig) -> Path:
@@ -397,13 +404,13 @@ def _report(record: _Record, videos: dict[str, str]) -> str:
         "meshes are OBJ in `bundle/meshes/`, splats are INRIA PLY in `bundle/splats/`.",
         "",
         "## Environments",
-        "| env | steps | steps/s (1 env, incl. rendering) | return |",
+        "| env | steps | steps/s (1 env, with the video's third-person render) | return |",
         "|---|---|---|---|",
     ]
     for name in videos:
         stats = record.metrics[f"env_{name}"]
         lines.append(f"| {name} | {stats['steps']} | {stats['steps_per_second']} | {stats['return']} |")
-    lines += ["", "Observation videos (what the agent sees): " + ", ".join(f"[{n}]({v})" for n, v in videos.items()), ""]
+    lines += ["", "Videos, what the agent sees (left) beside a third-person splat view (right): " + ", ".join(f"[{n}]({v})" for n, v in videos.items()), ""]
     lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in record.timings.items()]
     lines += [f"| **total** | **{total:.1f}** |", ""]
