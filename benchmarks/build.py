@@ -35,6 +35,7 @@ from lyra_sim.geometry.analytic import tabletop_scene
 from lyra_sim.geometry.mesh import Mesh, read_obj
 from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
 from lyra_sim.scene.transforms import transform_scene
+from lyra_sim.io_utils import write_json
 
 BOXES = (
     (-0.9, -0.8, 0.0, 0.5, 0.4, 0.45),
@@ -158,9 +159,7 @@ def main(argv=None) -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": sys.version.split()[0]},
         "results": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    out = write_json(args.out, record)
     print(f"wrote {out}")
     return 0
 

@@ -17,7 +17,6 @@ Prints a table and writes ``benchmarks/results/distill.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -58,6 +57,7 @@ def main() -> None:
     from lyra_sim.generate.distill import DistillConfig, Distiller
     from lyra_sim.generate.teachers import SceneTeacher
     from lyra_sim.generate.vae import tiny_vae
+    from lyra_sim.io_utils import write_json
     from lyra_sim.kits import make_scene
 
     torch.manual_seed(args.seed)
@@ -131,7 +131,7 @@ def main() -> None:
                     "numba_threads": __import__("numba").get_num_threads()},
         "note": "timings taken on a shared 2-core machine while other jobs ran",
     }
-    args.output.write_text(json.dumps(report, indent=2))
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 

@@ -12,7 +12,6 @@ Prints a table and writes ``benchmarks/results/env_throughput.json``. The target
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -123,10 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "rows": rows,
     }
-    from lyra_sim.io_utils import atomic_path  # creates the results folder too
+    from lyra_sim.io_utils import write_json
 
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+    write_json(args.out, payload)
     print(f"wrote {args.out}")
     return 0
 

@@ -10,12 +10,10 @@ PLY in < 2 s on a 2-core machine. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from tqdm.auto import tqdm
 from lyra_sim import GaussianScene
 from lyra_sim.scene.formats.ply import inria_property_names
 from lyra_sim.scene.io import load_scene, save_scene
+from lyra_sim.io_utils import write_json
 from timing import time_call  # benchmarks/timing.py
 
 TARGET_PLY_READ_S = 2.0
@@ -166,8 +165,7 @@ def main() -> None:
         "ply_read_target_met_cpu_time": ply_target_met_cpu,
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

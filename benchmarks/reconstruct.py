@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 
 import lyra_sim  # noqa: F401  first: it sets the OpenMP environment before torch loads
-import numpy as np
 import torch
 
 from lyra_sim.generate.reconstruct import ReconstructionConfig, evaluate, reconstruct
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import write_json
 from lyra_sim.kits import make_scene
 
 RESULTS = Path(__file__).parent / "results" / "reconstruct.json"
@@ -184,9 +183,7 @@ def add_bundles(output: dict, scenes: dict, kit, args) -> None:
 
 
 def write_results(path: Path, output: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(output, indent=1, default=float))
+    write_json(path, output, indent=1, default=float)
     print(f"wrote {path}", flush=True)
 
 

@@ -16,18 +16,16 @@ machine may be shared: the median tells how noisy it was). Writes benchmarks/res
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import lyra_sim  # noqa: F401  first: it sets OMP_WAIT_POLICY before torch loads libgomp
 import numpy as np
 import torch
 
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import write_json
 from lyra_sim.kits.layouts import make_scene
 from lyra_sim.render import _cpu, _reference
 from lyra_sim.render.camera import Camera
@@ -205,8 +203,7 @@ def main() -> None:
         "quick": bool(args.quick),
         "cases": rows,
     }
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"\nwrote {args.out} (load average {load[0]:.1f} on {os.cpu_count()} cores"
           f"{': the machine was shared, timings are pessimistic' if result['machine']['shared'] else ''})")
 

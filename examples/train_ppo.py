@@ -11,7 +11,6 @@ Needs the ``rl`` extra (``pip install lyra-sim[rl]``). Writes the curve as JSON
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 import lyra_sim.envs  # noqa: F401 - registers the ids
 from lyra_sim.errors import MissingDependencyError
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import write_json
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "env_ppo_navigate.json"
 
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "random_policy": {"success_rate": random_success, "mean_return": random_return},
         "curve": curve,
     }
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+    write_json(args.out, payload)
     print(f"wrote {args.out}")
     return 0
 

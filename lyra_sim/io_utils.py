@@ -38,3 +38,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data, indent: int | None = 2, **dumps_options) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (parent folders are created); returns the path."""
+    import json
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, **dumps_options) + "\n")
+    return path

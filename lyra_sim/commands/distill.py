@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from lyra_sim.cli import option
 from lyra_sim.errors import LyraSimError
 from lyra_sim.typed import DecoderPreset, DistillTarget, KitKind, RenderBackend
+from lyra_sim.io_utils import write_json
 
 RANDOM_VAE_PREFIX = "random-"
 
@@ -140,8 +140,7 @@ def run(config: Config) -> int:
         "metrics": metrics,
         "command": asdict(config),
     }
-    with atomic_path(out / "distill.json") as tmp:
-        tmp.write_text(json.dumps(settings, indent=2))
+    write_json(out / "distill.json", settings)
     summary = f"train PSNR {metrics['train']['psnr']:.2f} dB"
     if "held_out" in metrics:
         summary += f", held-out PSNR {metrics['held_out']['psnr']:.2f} dB"

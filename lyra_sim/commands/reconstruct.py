@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lyra_sim.cli import option
 from lyra_sim.typed import DatasetFormat, DensityControl, ReconstructionInit, RenderBackend
+from lyra_sim.io_utils import write_json
 
 
 @dataclass
@@ -45,7 +45,6 @@ def run(config: Config) -> int:
     from lyra_sim.errors import LyraSimError
     from lyra_sim.generate.datasets import load_dataset
     from lyra_sim.generate.reconstruct import ReconstructionConfig, reconstruct
-    from lyra_sim.io_utils import atomic_path
     from lyra_sim.scene.io import save_scene
 
     dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress)
@@ -79,8 +78,7 @@ def run(config: Config) -> int:
         "test": result.test_metrics,
         "history": result.history,
     }
-    with atomic_path(Path(str(out) + ".json")) as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
+    write_json(Path(str(out) + ".json"), report, indent=1)
     metrics = result.test_metrics
     print(f"{out}: {len(result.scene)} Gaussians; held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
           f"({metrics['views']} views; {result.initial_test_metrics['psnr']:.2f} dB before)")

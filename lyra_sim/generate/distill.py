@@ -31,7 +31,7 @@ from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.losses import psnr_per_image
 from lyra_sim.generate.decoder import DecodedGaussians, GaussianDecoder, load_decoder, save_decoder
 from lyra_sim.generate.teachers import Teacher, TeacherSample
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import atomic_path, write_json
 from lyra_sim.typed import RenderBackend
 
 
@@ -314,8 +314,7 @@ class Distiller:
         if self.output_dir is not None:
             result.checkpoint = self.save_checkpoint()
             save_decoder(self.decoder, self.output_dir / "decoder.safetensors", {"lyra_sim.steps": str(self.step_count)})
-            with atomic_path(self.output_dir / "history.json") as tmp:
-                tmp.write_text(json.dumps(result.history))
+            write_json(self.output_dir / "history.json", result.history, indent=None)
         return result
 
     @torch.no_grad()
