@@ -55,11 +55,11 @@ def bundle_accuracy(scene, kit, out_dir: Path, label: str, convex_method: str = 
     """Build a bundle from ``scene`` and compare its collision meshes with the kit's true mesh."""
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.converters.config import BuildConfig
-    from lyra_sim.demo import _mesh_accuracy, _object_masks_from_truth
+    from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
     from lyra_sim.sim.bundle import load_bundle
 
     started = time.perf_counter()
-    masks = _object_masks_from_truth(kit, scene.means.numpy(), max_distance=0.02)
+    masks = object_masks_near_truth(kit, scene.means.numpy(), max_distance=0.02)
     config = BuildConfig(up_axis="+Z", refine_up=False, scale=1.0, voxel_size=0.01, image_size=128,
                          collision_face_budget=30_000, visual_face_budget=60_000, render_backend="cpu", seed=0,
                          convex_method=convex_method)
@@ -67,7 +67,7 @@ def bundle_accuracy(scene, kit, out_dir: Path, label: str, convex_method: str = 
     seconds = time.perf_counter() - started
     result = {"build_s": round(seconds, 1), "objects": [o.name for o in bundle.objects], "convex_method": convex_method}
     for threshold in (0.01, 0.02):
-        accuracy = _mesh_accuracy(bundle, kit, threshold)
+        accuracy = bundle_mesh_accuracy(bundle, kit, threshold)
         result[f"at_{int(threshold * 100)}cm"] = {k: accuracy[k] for k in ("chamfer_l1", "accuracy", "completeness", "precision", "recall", "fscore")}
     return result
 

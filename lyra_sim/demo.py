@@ -95,84 +95,6 @@ def _grid(images: list[np.ndarray], columns: int) -> np.ndarray:
     return canvas
 
 
-def _object_masks_from_truth(kit, means: np.ndarray, max_distance: float) -> dict[str, np.ndarray]:
-    """Label reconstructed Gaussians with the kit's movable objects by distance to their true surface.
-
-    The demo knows the ground truth, so segmentation here is exact up to ``max_distance``;
-    a Gaussian within that distance of two objects goes to the nearer one.
-    """
-    from scipy.spatial import cKDTree
-
-    from lyra_sim.geometry.metrics import sample_surface
-
-    objects = kit.movable_objects
-    distances = np.full((len(objects), len(means)), np.inf)
-    for i, obj in enumerate(objects):
-        mesh = obj.world_mesh()
-        points, _ = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 20_000, seed=i)
-        distances[i] = cKDTree(points).query(means, workers=-1)[0]
-    nearest = distances.argmin(0)
-    close = distances.min(0) <= max_distance
-    return {obj.name: close & (nearest == i) for i, obj in enumerate(objects)}
-
-
-def _mesh_accuracy(bundle, kit, threshold: float) -> dict:
-    """Collision mesh of the scenery + objects against the kit's true mesh, inside the photographed area.
-
-    Both sides are cropped to the kit's bounds (a margin of 5 cm) minus the floor far from the
-    table, since the photos never saw the floor's far corners and the bundle adds a ground slab.
-    """
-    import trimesh
-
-    from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
-
-    truth = kit.mesh()
-    low, high = _photographed_box(kit)
-    truth_points, truth_normals = sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), 200_000, seed=1)
-    predicted_meshes = [trimesh.load(bundle.root / bundle.manifest["background"]["collision_mesh"], force="mesh", process=False)]
-    for obj in bundle.objects:
-        pose = np.eye(4)
-        pose[:3, :3] = _xyzw_to_matrix(obj.orientation_xyzw)
-        pose[:3, 3] = obj.position
-        predicted_meshes.append(trimesh.load(obj.collision_mesh, force="mesh", process=False).apply_transform(pose))
-    predicted = trimesh.util.concatenate(predicted_meshes)
-    # Bundle world -> kit world (the inverse of the normalisation's similarity).
-    to_kit = np.linalg.inv(bundle.transform)
-    predicted.apply_transform(to_kit)
-    predicted_points, predicted_normals = sample_surface(np.asarray(predicted.vertices), np.asarray(predicted.faces), 200_000, seed=2)
-
-    def inside(points):
-        return np.all((points >= low) & (points <= high), axis=1)
-
-    keep_truth, keep_predicted = inside(truth_points), inside(predicted_points)
-    accuracy = compare_point_sets(
-        predicted_points[keep_predicted], truth_points[keep_truth], threshold,
-        predicted_normals[keep_predicted], truth_normals[keep_truth],
-    )
-    return {key: (round(value, 5) if isinstance(value, float) else value) for key, value in asdict(accuracy).items()}
-
-
-def _photographed_box(kit) -> tuple[np.ndarray, np.ndarray]:
-    """The region the photos cover well: the non-floor objects' bounds, widened by 25 cm, from z = -1 cm."""
-    lows, highs = [], []
-    for obj in kit.objects:
-        bounds = obj.world_mesh().bounds
-        if bounds[1][2] - bounds[0][2] < 0.02:  # the floor plane: unbounded in practice
-            continue
-        lows.append(bounds[0])
-        highs.append(bounds[1])
-    low, high = np.min(lows, 0) - 0.25, np.max(highs, 0) + 0.25
-    low[2] = -0.01
-    return low, high
-
-
-def _xyzw_to_matrix(quaternion_xyzw) -> np.ndarray:
-    from lyra_sim.scene.gaussian_scene import quat_to_matrix
-
-    x, y, z, w = (float(v) for v in quaternion_xyzw)
-    return quat_to_matrix(torch.tensor([w, x, y, z], dtype=torch.float64)).numpy()
-
-
 def _mesh_render(bundle_path: Path, cameras) -> np.ndarray:
     """Shaded TinyRenderer images [C,H,W,3] of the bundle's collision geometry, as PyBullet loads it."""
     import pybullet
@@ -200,7 +122,7 @@ def _mesh_render(bundle_path: Path, cameras) -> np.ndarray:
         pybullet.disconnect(client)
 
 
-def _rollout(env_id: str, bundle: Path, config: DemoConfig, record: _Record) -> tuple[list[np.ndarray], dict]:
+def _rollout(env_id: str, bundle: Path, config: DemoConfig) -> tuple[list[np.ndarray], dict]:
     """One scripted rollout (a random policy with momentum); returns frames and episode statistics."""
     import gymnasium
 
@@ -269,6 +191,7 @@ def run_demo(config: DemoConfig) -> Path:
     from lyra_sim.converters.config import BuildConfig
     from lyra_sim.generate.reconstruct import ReconstructionConfig, evaluate, reconstruct
     from lyra_sim.kits import make_scene
+    from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
     from lyra_sim.render.api import render
     from lyra_sim.scene.io import save_scene
     from lyra_sim.sim.bundle import load_bundle
@@ -318,7 +241,7 @@ def run_demo(config: DemoConfig) -> Path:
             record.metrics["reconstruction"]["surface_sampled_test_psnr"] = round(baseline["psnr"], 2)
 
         with record.stage("bundle"):
-            masks = _object_masks_from_truth(kit, scene.means.numpy(), max_distance=0.02)
+            masks = object_masks_near_truth(kit, scene.means.numpy(), max_distance=0.02)
             # No projection onto Gaussian centres: a short reconstruction's centres scatter around the
             # surfaces, and pulling the mesh onto them costs accuracy (F@1cm 0.38 with it, 0.62 without,
             # measured on this demo's scene).
@@ -332,7 +255,7 @@ def run_demo(config: DemoConfig) -> Path:
             bundle = load_bundle(bundle_path)
 
         with record.stage("mesh accuracy"):
-            record.metrics["collision_mesh"] = _mesh_accuracy(bundle, kit, config.mesh_threshold)
+            record.metrics["collision_mesh"] = bundle_mesh_accuracy(bundle, kit, config.mesh_threshold)
 
         with record.stage("previews"):
             views = kit.cameras("orbit", 3, width=256, height=192, seed=config.seed + 1)
@@ -348,7 +271,7 @@ def run_demo(config: DemoConfig) -> Path:
         videos = {}
         for env_id, name in (("LyraSim/Navigate-v0", "navigate"), ("LyraSim/Push-v0", "push")):
             with record.stage(f"rollout {name}"):
-                frames, stats = _rollout(env_id, bundle_path, config, record)
+                frames, stats = _rollout(env_id, bundle_path, config)
                 videos[name] = _write_video(folder / f"{name}_observations", frames).name
                 record.metrics[f"env_{name}"] = stats
 
