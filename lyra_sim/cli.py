@@ -35,8 +35,7 @@ def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         meta = f.metadata
         kind = hints[f.name]
         origin, args = typing.get_origin(kind), typing.get_args(kind)
-        optional = type(None) in args
-        if optional:
+        if type(None) in args:  # Optional[X]: the option takes an X
             kind = next(a for a in args if a is not type(None))
             origin, args = typing.get_origin(kind), typing.get_args(kind)
         kwargs: dict = {"help": meta.get("help", "")}
@@ -49,21 +48,18 @@ def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-            kwargs["default"] = default
         elif origin in (list, tuple):
             kwargs["nargs"] = "+"
             kwargs["type"] = args[0] if args else str
-            kwargs["default"] = default
         elif origin is not typing.Literal:
             kwargs["type"] = kind
-        if has_default and "default" not in kwargs:
+        if has_default or kind is bool or origin in (list, tuple):
             kwargs["default"] = default
         if has_default and kwargs["help"] and default is not None and default is not False:
             kwargs["help"] += f" (default: {default})"
         if meta.get("positional"):
             if has_default:
                 kwargs["nargs"] = "?"
-            kwargs.pop("action", None) if kind is not bool else None
             parser.add_argument(f.name, **kwargs)
         else:
             names = [f"--{f.name.replace('_', '-')}"] + ([meta["short"]] if meta.get("short") else [])
