@@ -1,7 +1,8 @@
 """Loading and saving Gaussian scenes: format detection by content, dispatch, validation.
 
 Public entry points: :func:`load_scene`, :func:`save_scene`, :func:`load_sequence` (Lyra dynamic
-output) and :func:`detect_format`. Formats are detected from the bytes (PLY header, NGSP / gzip
+output), :func:`detect_format` and :func:`set_decompression_limit` / :func:`decompression_limit`
+(the cap on what one compressed file may expand to). Formats are detected from the bytes (PLY header, NGSP / gzip
 magic, torch zip or pickle, .splat record sanity), never from the extension alone. Every
 malformed input raises ``SceneFormatError`` naming the file; writes are atomic.
 """
@@ -20,7 +21,15 @@ from tqdm.auto import tqdm
 from lyra_sim.errors import SceneFormatError
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.scene.formats import compressed_ply, gsplat_pt, ply, splat, spz
-from lyra_sim.scene.formats._common import file_size, format_error, read_file_bytes, read_file_head
+from lyra_sim.scene.formats._common import (
+    DECOMPRESSION_LIMIT_ENV,
+    decompression_limit,
+    file_size,
+    format_error,
+    read_file_bytes,
+    read_file_head,
+    set_decompression_limit,
+)
 from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES, is_ply, parse_ply_header
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.transforms import count_reasons, invalid_gaussian_reasons, sanitize
@@ -55,6 +64,8 @@ def detect_format(path) -> str:
         return "gsplat_pt"
     if splat.looks_like_splat(path, head, file_size(path)):
         return "splat"
+    if path.suffix.lower() == ".splat" and file_size(path) == 0:
+        return "splat"  # headerless records: an empty file is an empty scene
     if path.suffix.lower() == ".splat":
         raise format_error(path, f"not a valid .splat file ({file_size(path)} bytes; records must be 32 bytes with finite positive scales)")
     raise format_error(path, f"unrecognised splat format (first bytes {head[:8].hex(' ')}); supported: {', '.join(_formats())}")
@@ -83,6 +94,13 @@ def load_scene(
             "error" raises ``SceneFormatError`` with counts per reason, "drop" removes them
             (see ``sanitize``; the report lands in ``metadata.notes``), "keep" leaves them.
         frame: override the coordinate frame recorded in the metadata.
+
+    Compressed inputs (spz gzip/ZSTD streams, deflated zip entries of a .pt) are decompressed
+    incrementally under a budget: the size the header justifies, and a global cap on what one
+    file may expand to (decompressed bytes, and the float32 scene decoded from them; default
+    2 GiB, set by the ``LYRA_SIM_MAX_DECOMPRESSED_BYTES`` environment variable or
+    :func:`set_decompression_limit`). Beyond it, and on any malformed input or lack of memory,
+    ``SceneFormatError`` names the file and the sizes.
     """
     check_choice(invalid, InvalidGaussianPolicy, "invalid")
     if frame is not None:
@@ -104,6 +122,8 @@ def load_scene(
                 scene = ply.read_ply(path, data)
     except SceneFormatError:
         raise
+    except MemoryError:
+        raise format_error(path, f"out of memory decoding as {kind} ({file_size(path)}-byte file)") from None
     except (ValueError, IndexError, OverflowError, struct.error, zlib.error, EOFError) as error:
         # A decoder bug on hostile input must still surface as the library's error type.
         raise format_error(path, f"cannot decode as {kind}: {type(error).__name__}: {error}") from error
