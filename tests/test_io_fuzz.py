@@ -398,3 +398,74 @@ def test_pt_tensors_that_cannot_be_splats_are_refused(tmp_path):
     outside = torch.sparse_coo_tensor(torch.tensor([[7], [0]]), torch.ones(1), (4, 3), check_invariants=False)
     with pytest.raises(SceneFormatError, match=r"outside.pt: cannot load the checkpoint .*"):
         load_scene_from(tmp_path / "outside.pt", base | {"means": outside})
+
+
+# ------------------------------------------------------------------ sanitize, messages, ASCII PLY (issue 16)
+def test_sanitize_drops_scales_whose_activation_overflows(tmp_path):
+    from lyra_sim.scene.transforms import MAX_LOG_SCALE, sanitize
+
+    scene = small_scene(0)
+    scene.log_scales[1, 2] = 4.7e30  # finite, but exp() is inf
+    scene.log_scales[2, 0] = MAX_LOG_SCALE + 0.5  # the covariance exp(2 s) overflows float32
+    scene.log_scales[3, 1] = float("inf")  # already non-finite: counted there only
+    cleaned, report = sanitize(scene)
+    assert report == {"input": 6, "kept": 3, "dropped": 3, "reasons": {"non_finite_scale": 1, "overflowing_scale": 2}}
+    assert torch.isfinite(cleaned.scales() ** 2).all()
+    path = save_scene(scene, tmp_path / "overflow.ply")
+    with pytest.raises(SceneFormatError, match="overflow.ply: invalid Gaussians out of 6: 1 with non finite scale, 2 with overflowing scale"):
+        load_scene(path)
+    assert len(load_scene(path, invalid="drop")) == 3
+
+
+def test_error_messages_are_bounded_in_length(tmp_path):
+    names = [f"k{i}" for i in range(200_000)]
+    torch.save({"splats": {name: torch.zeros(1) for name in names[:20_000]}}, tmp_path / "keys.pt")
+    with pytest.raises(SceneFormatError) as info:
+        load_scene(tmp_path / "keys.pt")
+    assert len(str(info.value)) < 1200 and "(20000 in all)" in str(info.value)
+    header = "ply\nformat binary_little_endian 1.0\nelement vertex 1\n" + "".join(f"property float {n}\n" for n in names) + "end_header\n"
+    (tmp_path / "props.ply").write_bytes(header.encode()[: 1 << 20])  # a header of a megabyte
+    with pytest.raises(SceneFormatError) as info:
+        load_scene(tmp_path / "props.ply")
+    assert len(str(info.value)) < 1200
+    (tmp_path / "line.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement " + b"v" * 500_000 + b" x\nend_header\n")
+    with pytest.raises(SceneFormatError, match="malformed element line") as info:
+        load_scene(tmp_path / "line.ply")
+    assert len(str(info.value)) < 1200 and "more characters" in str(info.value)
+
+
+def test_ascii_ply_is_read_in_chunks(tmp_path, monkeypatch):
+    from lyra_sim.scene.formats import ply_container
+
+    scene = small_scene(2)
+    binary = load_scene(save_scene(scene, tmp_path / "b.ply"))
+    ascii_path = save_scene(scene, tmp_path / "a.ply", encoding="ascii")
+    # An element before the vertices (skipped by token count) and irregular whitespace.
+    data = ascii_path.read_bytes().replace(b"element vertex", b"element camera 2\nproperty float fx\nproperty float fy\nelement vertex")
+    head, body = data.split(b"end_header\n")
+    ascii_path.write_bytes(head + b"end_header\n  500  \t 501\n\n502 503\n" + body.replace(b" ", b"   "))
+    for chunk in (1, 7, 64, 1 << 22):  # every cut position: inside a token, at whitespace, in the next element
+        monkeypatch.setattr(ply_container, "ASCII_CHUNK_BYTES", chunk)
+        scene = load_scene(ascii_path)
+        assert torch.equal(scene.means, binary.means) and torch.equal(scene.sh, binary.sh), chunk
+    with pytest.raises(SceneFormatError, match="not a number \\(b'oops'\\)"):
+        ascii_path.write_bytes(head + b"end_header\n1 2 3 4\n" + body.replace(b" ", b" oops ", 1))
+        load_scene(ascii_path)
+    ascii_path.write_bytes(head.replace(b"element vertex 6", b"element vertex 100000000") + b"end_header\n1 2 3 4\n" + body)
+    with pytest.raises(SceneFormatError, match="truncated: ASCII element 'vertex' declares 100000000 records"):
+        load_scene(ascii_path)
+
+
+def test_ascii_ply_memory_is_a_small_multiple_of_its_size(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    n = 60_000
+    scene = GaussianScene(torch.randn(n, 3, generator=g), torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g), torch.randn(n, generator=g), torch.randn(n, 16, 3, generator=g))
+    path = save_scene(scene, tmp_path / "big_ascii.ply", encoding="ascii")
+    import tracemalloc
+
+    tracemalloc.start()
+    load_scene(path, invalid="keep")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # The file bytes, the float64 values and the float32 scene: ~2.5x; tokenising it all at once took ~21x.
+    assert peak < 4 * path.stat().st_size, (peak, path.stat().st_size)

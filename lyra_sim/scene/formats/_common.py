@@ -153,9 +153,29 @@ def zlib_reader(decompressor, data) -> Callable[[int], bytes]:
 ALPHA_EPS = 1e-6
 
 
+# Error messages and notes quote names and values from the file: a hostile file can hold 200k
+# property names or a megabyte-long name, so what is quoted is cut to these lengths.
+MAX_MESSAGE_CHARS = 1000
+MAX_LISTED_ITEMS = 12
+
+
 def format_error(path, message: str) -> SceneFormatError:
-    """The one error type for malformed input, always naming the file."""
-    return SceneFormatError(f"{path}: {message}")
+    """The one error type for malformed input, always naming the file; the message is bounded in length."""
+    return SceneFormatError(f"{path}: {bounded(message)}")
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def brief_list(items, limit: int = MAX_LISTED_ITEMS) -> str:
+    """``[a, b, c]`` for a short list; ``[a, b, ..., (200000 in all)]`` for a long one; items cut to 60 characters."""
+    items = list(items)
+    shown = [repr(bounded(item, 60)) if isinstance(item, str) else bounded(repr(item), 60) for item in items[:limit]]
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return "[" + ", ".join(shown) + more + "]"
 
 
 @contextlib.contextmanager

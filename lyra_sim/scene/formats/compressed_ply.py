@@ -17,6 +17,7 @@ import numpy as np
 from lyra_sim.scene.formats._common import (
     ALPHA_BYTE_TO_LOGIT,
     OTHER_COMPONENTS,
+    brief_list,
     assemble_largest_dropped,
     byte_table,
     channel_major_rest_to_sh,
@@ -57,9 +58,9 @@ def _check_layout(header: PlyHeader, path) -> tuple[int, int]:
         raise format_error(path, "compressed PLY needs 'chunk' and 'vertex' elements")
     names = chunk.property_names
     if names not in (CHUNK_PROPERTIES[:12], CHUNK_PROPERTIES) or any(p.dtype != "f4" for p in chunk.properties):
-        raise format_error(path, f"compressed PLY chunk element must have the 12 or 18 float ranges of FORMATS.md 3.1, got {names}")
+        raise format_error(path, f"compressed PLY chunk element must have the 12 or 18 float ranges of FORMATS.md 3.1, got {brief_list(names)}")
     if vertex.property_names != PACKED_PROPERTIES or any(p.dtype != "u4" for p in vertex.properties):
-        raise format_error(path, f"compressed PLY vertex element must be uint {PACKED_PROPERTIES}, got {vertex.property_names}")
+        raise format_error(path, f"compressed PLY vertex element must be uint {PACKED_PROPERTIES}, got {brief_list(vertex.property_names)}")
     expected_chunks = math.ceil(vertex.count / CHUNK_SIZE)
     if chunk.count != expected_chunks:
         raise format_error(path, f"compressed PLY has {chunk.count} chunks; {vertex.count} splats need {expected_chunks}")
@@ -67,7 +68,7 @@ def _check_layout(header: PlyHeader, path) -> tuple[int, int]:
     if sh is not None:
         rest = len(sh.properties)
         if rest not in (0, 9, 24, 45) or sh.property_names != [f"f_rest_{i}" for i in range(rest)]:
-            raise format_error(path, f"unknown SH layout: compressed PLY 'sh' element has properties {sh.property_names}")
+            raise format_error(path, f"unknown SH layout: compressed PLY 'sh' element has properties {brief_list(sh.property_names)}")
         if any(p.dtype != "u1" for p in sh.properties):
             raise format_error(path, "compressed PLY SH properties must be uchar")
         if sh.count != vertex.count:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from lyra_sim.scene.formats._common import (
+    brief_list,
     check_decompressed_size,
     decompress_within_budget,
     file_size,
@@ -130,7 +131,7 @@ def _scene_from_splats(path: Path, splats: dict[str, torch.Tensor]) -> tuple[Gau
     if "sh0" not in splats and "colors" not in splats:
         missing.append("sh0 (or colors)")
     if missing:
-        raise format_error(path, f"gsplat splats lack required tensors {missing} (has {sorted(splats)})")
+        raise format_error(path, f"gsplat splats lack required tensors {missing} (has {brief_list(sorted(splats))})")
     means = splats["means"].float()
     n = means.shape[0] if means.dim() == 2 else -1
     shapes = {"means": (n, 3), "scales": (n, 3), "quats": (n, 4)}
