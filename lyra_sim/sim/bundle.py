@@ -16,22 +16,17 @@ from typing import Any
 import numpy as np
 
 from lyra_sim.errors import BundleError
+from lyra_sim.io_utils import recover_interrupted_replace
+from lyra_sim.sim.trust import resolve_inside
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 _REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "floor_height", "spawn_region", "background", "objects")
 
 
 def _inside(root: Path, relative: Any, what: str) -> Path:
-    """``root / relative`` after checking it is a relative path to an existing file inside the bundle."""
-    if not isinstance(relative, str) or not relative:
-        raise BundleError(f"{root / 'manifest.json'}: {what} must be a relative path string, got {relative!r}")
-    if os.path.isabs(relative):
-        raise BundleError(f"{root / 'manifest.json'}: {what} must be relative to the bundle, got absolute {relative!r}")
-    path = (root / relative).resolve()
-    if root.resolve() not in path.parents:
-        raise BundleError(f"{root / 'manifest.json'}: {what} {relative!r} points outside the bundle")
-    if not path.is_file():
-        raise BundleError(f"{root}: {what} {relative!r} is missing")
+    """``root / relative`` after checking it is a relative path to an existing file inside the bundle
+    (no absolute path, no ``..`` escape, no symlink leaving it)."""
+    resolve_inside(root, relative, what)
     return root / relative
 
 
@@ -131,6 +126,8 @@ def load_bundle(path) -> SimBundle:
     """
     root = Path(path)
     manifest_path = root / "manifest.json"
+    if not os.path.lexists(root):
+        recover_interrupted_replace(root)  # a replace killed between its renames left the old bundle aside
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder (does not exist or is not a directory)")
     if not manifest_path.is_file():
