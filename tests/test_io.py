@@ -101,7 +101,9 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
         Path(path).write_bytes(b"ply\nhalf a file")
         raise ValueError("disk full halfway")
 
-    monkeypatch.setitem(io.WRITERS, "ply", (failing_writer, 3, ("encoding", "normals")))
+    import dataclasses
+
+    monkeypatch.setitem(io.FORMATS, "ply", dataclasses.replace(io.FORMATS["ply"], write=failing_writer))
     with pytest.raises(ValueError, match="disk full halfway"):
         save_scene(scene, tmp_path / "keep.ply")
     assert target.read_bytes() == before  # the failed write left the old file alone

@@ -32,14 +32,14 @@ class Config:
 
 
 def run(config: Config) -> int:
-    from lyra_sim.scene.io import WRITERS, format_for_extension, load_scene, save_scene
-
     from lyra_sim.commands.checks import UsageError, check_output
+    from lyra_sim.scene.io import FORMATS, format_for_extension, load_scene, save_scene
 
     check_output(config.output, "OUTPUT")
     target = config.format or format_for_extension(config.output)
-    if target is None or target not in WRITERS:
-        raise UsageError(f"cannot tell the format of {config.output} from its extension; pass --format (one of {', '.join(sorted(WRITERS))})")
+    writable = sorted(name for name, spec in FORMATS.items() if spec.write is not None)
+    if target not in writable:
+        raise UsageError(f"cannot tell the format of {config.output} from its extension; pass --format (one of {', '.join(writable)})")
     scene = load_scene(config.input, keep_spz_frame=config.keep_spz_frame, invalid="drop" if config.drop_invalid else "error")
     if config.sh_degree is not None:
         scene = scene.with_sh_degree(min(config.sh_degree, scene.sh_degree))
@@ -54,6 +54,6 @@ def run(config: Config) -> int:
         raise UsageError(str(error)) from None
     for note in scene.metadata.notes:
         print(f"note: {note}")
-    written_degree = min(scene.sh_degree, WRITERS[target][1])
+    written_degree = min(scene.sh_degree, FORMATS[target].max_sh_degree)
     print(f"wrote {len(scene)} Gaussians (SH degree {written_degree}) to {config.output} as {target}")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from lyra_sim.errors import SceneFormatError
 from lyra_sim.scene.formats._common import (
     brief_list,
     check_decompressed_size,
@@ -24,7 +25,7 @@ from lyra_sim.scene.formats._common import (
     read_file_head,
     size_text,
 )
-from lyra_sim.errors import SceneFormatError
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.sh import SH_C0, sh_degree_from_bases
 
@@ -185,3 +186,6 @@ def read_gsplat_pt(path) -> GaussianScene:
     if len(files) > 1:
         scene.metadata.notes.append(f"concatenated {len(files)} rank files: {', '.join(f.name for f in files)}")
     return scene
+
+
+FORMAT = SceneFormatSpec("gsplat_pt", lambda path, head: is_torch_file(head), read_gsplat_pt, None, extensions=(".pt", ".pth"))
