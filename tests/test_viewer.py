@@ -339,6 +339,7 @@ def test_browser_shows_bundle_nodes_and_toggles_them(episode_file):
             # Our renderer's first image reached the panel.
             browser.wait_for(lambda: "Gaussians," in browser.text() and " ms (" in browser.text(), timeout=60,
                              what="our render's status line")
+            browser.wait_for(browser.canvas_ready, timeout=60, what="the 3D canvas to fade in")
             time.sleep(1.0)  # let the splats finish sorting before the picture
             browser.hide_notifications()
             shot = browser.screenshot(ARTIFACTS / "viewer_bundle.png")

@@ -136,6 +136,14 @@ class HeadlessBrowser:
         )
         return nodes or {}
 
+    def canvas_ready(self) -> bool:
+        """Whether the 3D canvas is drawn at full opacity: viser keeps it faint until its
+        environment map has loaded, so a screenshot before that looks washed out."""
+        return bool(self.evaluate(
+            "(() => { const drawn = [...document.querySelectorAll('canvas')].filter(c => c.width > 0 && c.height > 0);"
+            " return drawn.length > 0 && drawn.every(c => c.style.opacity === '' || Number(c.style.opacity) >= 1); })()"
+        ))
+
     def text(self) -> str:
         """The visible text of the page (the GUI panel)."""
         return self.evaluate("document.body.innerText") or ""
