@@ -86,32 +86,40 @@ def test_depth_to_image_orders_near_and_far_and_blacks_out_misses():
     assert (layers.depth_to_image(np.zeros((3, 3))) == 0).all()
 
 
-def _floor_scene_with_floaters(path: Path) -> Path:
-    """A 2 x 2 floor with a box standing on it, up along -Y (as in OpenCV captures) but with no frame
-    recorded, and 40 far floaters, as a PLY: the detection must find the up direction itself."""
+def _floor_scene_with_floaters(path: Path, frame: str = "unknown") -> Path:
+    """A 2 x 2 floor at height 1 with a box standing on it and 40 far floaters, as a PLY, with the
+    up direction of ``frame`` (-Y for "unknown", as in OpenCV captures: the detection must find it
+    without a prior)."""
+    from lyra_sim.converters.normalise import FRAME_UP, rotation_between
     from lyra_sim.scene.io import save_scene
 
     generator = np.random.default_rng(0)
-    floor = np.column_stack([generator.uniform(-1, 1, 3000), np.full(3000, 1.0), generator.uniform(-1, 1, 3000)])
-    box = np.column_stack([generator.uniform(-0.2, 0.2, 800), generator.uniform(0.6, 1.0, 800), generator.uniform(-0.2, 0.2, 800)])
+    floor = np.column_stack([generator.uniform(-1, 1, 3000), generator.uniform(-1, 1, 3000), np.full(3000, 1.0)])
+    box = np.column_stack([generator.uniform(-0.2, 0.2, 800), generator.uniform(-0.2, 0.2, 800), generator.uniform(1.0, 1.4, 800)])
     floaters = generator.normal(0, 1, (40, 3))
     floaters = 30.0 * floaters / np.linalg.norm(floaters, axis=1, keepdims=True)
-    means = np.concatenate([floor, box, floaters]).astype(np.float32)
+    up = np.asarray(FRAME_UP.get(frame, (0.0, -1.0, 0.0)))
+    rotation = rotation_between(np.array([0.0, 0.0, 1.0]), up)  # z-up world -> the file's frame
+    means = (np.concatenate([floor, box, floaters]) @ rotation.T).astype(np.float32)
     count = len(means)
     scene = GaussianScene(
         torch.from_numpy(means), torch.tensor([[1.0, 0, 0, 0]]).repeat(count, 1), torch.full((count, 3), math.log(0.01)),
-        torch.full((count,), 3.0), torch.rand(count, 1, 3), metadata=SceneMetadata(frame="unknown"),
+        torch.full((count,), 3.0), torch.rand(count, 1, 3), metadata=SceneMetadata(frame=frame),
     )
     save_scene(scene, path)
     return path
 
 
-def test_analyse_scene_file_finds_up_floor_and_floaters(tmp_path):
-    path = _floor_scene_with_floaters(tmp_path / "floor.ply")
+@pytest.mark.parametrize("frame", ["unknown", "opencv", "opengl", "z-up", "opencv-first-camera"])
+def test_analyse_scene_file_finds_up_floor_and_floaters(tmp_path, frame):
+    from lyra_sim.converters.normalise import FRAME_UP
+
+    path = _floor_scene_with_floaters(tmp_path / "floor.ply", frame)
     analysis = layers.analyse_scene_file(path)
     assert len(analysis.scene) == 3840
-    np.testing.assert_allclose(analysis.up, [0.0, -1.0, 0.0], atol=1e-3)
-    assert analysis.floor_offset == pytest.approx(-1.0, abs=0.05)  # up . x = -1 on the plane y = 1
+    up = np.asarray(FRAME_UP.get(frame, (0.0, -1.0, 0.0)))
+    np.testing.assert_allclose(analysis.up, up, atol=1e-3)
+    assert analysis.floor_offset == pytest.approx(1.0, abs=0.05)  # the floor is 1 unit along up from the origin
     assert analysis.dropped[-40:].all(), "the far floaters are what the build drops"
     assert analysis.dropped[:3800].mean() < 0.05
     np.testing.assert_allclose(analysis.floor_centre @ analysis.up, analysis.floor_offset, atol=1e-9)
