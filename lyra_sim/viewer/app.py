@@ -9,7 +9,7 @@ Scene node names are stable (tests and users' scripts look them up):
 
 ========================  ==========================================================
 ``/scene/...``            a scene file: ``splats``, ``dropped``, ``bounds``,
-                          ``robust_bounds``, ``floor``, ``up``, ``cameras``
+                          ``robust_bounds``, ``floor``, ``up`` (``cameras``: centres only)
 ``/bundle/...``           a bundle: ``splats``, ``collision``, ``visual``, ``floor``,
                           ``spawn_region``, ``bounds``
 ``/objects/<name>``       an object's body frame, with ``splats``, ``hulls/<i>``, ``label``
@@ -147,6 +147,17 @@ class Viewer:
         self._render_target = centre - 0.15 * along(up) * up
         self._render_up = up
 
+    def _add_cameras(self, frusta: list[layers.CameraFrustum], scale: float) -> list[str]:
+        """Capture cameras as small frusta under ``/cameras``; returns their node names."""
+        names = []
+        for index, frustum in enumerate(frusta):
+            name = f"/cameras/{index}"
+            self._add(name, self.server.scene.add_camera_frustum(
+                name, fov=frustum.fov, aspect=frustum.aspect, scale=scale, color=(20, 20, 20), thickness=1.5,
+                thickness_units="screen", wxyz=frustum.wxyz, position=frustum.position))
+            names.append(name)
+        return names
+
     def _markdown(self, text: str) -> None:
         with self._info_folder:
             self.server.gui.add_markdown(text)
@@ -174,16 +185,19 @@ class Viewer:
         dropped_points = scene.means[torch.from_numpy(analysis.dropped)].detach().numpy().astype(np.float32)
         self._add("/scene/dropped", self.server.scene.add_point_cloud(
             "/scene/dropped", dropped_points.reshape(-1, 3), _DROPPED_COLOUR, point_size=0.006 * size, point_shape="circle"))
-        cameras = scene.metadata.extras.get("camera_positions")
+        cameras = self._add_cameras(_scene_cameras(scene), 0.04 * size)
+        camera_positions = scene.metadata.extras.get("camera_positions")
         self._toggle("Splats", ["/scene/splats"])
         self._toggle("Bounds (all)", ["/scene/bounds"], hint="box around every valid Gaussian")
         self._toggle("Bounds (1-99 %)", ["/scene/robust_bounds"])
         self._toggle("Detected floor and up", ["/scene/floor", "/scene/up"])
         self._toggle("Dropped by build (red)", ["/scene/dropped"], hint="Gaussians normalisation removes: transparent, far field, outliers, small clusters, below the floor")
-        if cameras is not None and len(cameras):
-            points = np.asarray(cameras, np.float32).reshape(-1, 3)
+        if not cameras and camera_positions is not None and len(camera_positions):  # centres only, no orientation
+            points = np.asarray(camera_positions, np.float32).reshape(-1, 3)
             self._add("/scene/cameras", self.server.scene.add_point_cloud("/scene/cameras", points, (20, 20, 20), point_size=0.02 * size))
-            self._toggle("Capture cameras", ["/scene/cameras"])
+            cameras = ["/scene/cameras"]
+        if cameras:
+            self._toggle("Capture cameras", cameras)
         record = analysis.steps["up_and_floor"]
         removed = {k: v["removed"] for k, v in analysis.steps.items() if isinstance(v, dict) and v.get("removed")}
         angle = record.get("angle_from_prior_deg")
@@ -250,11 +264,7 @@ class Viewer:
             label_nodes.append(f"{frame_name}/label")
             parts.append(RigidPart(f"object:{obj.name}", local, index + 1))
         self._object_parts = ComposedScene(background if len(background) else None, parts) if (parts or len(background)) else None
-        cameras = _bundle_cameras(bundle)
-        for index, (wxyz, position, fov, aspect) in enumerate(cameras):
-            self._add(f"/cameras/{index}", self.server.scene.add_camera_frustum(
-                f"/cameras/{index}", fov=fov, aspect=aspect, scale=0.05 * float(np.linalg.norm(extent)), color=(20, 20, 20),
-                wxyz=wxyz, position=position))
+        cameras = self._add_cameras(_bundle_cameras(bundle), 0.04 * float(np.linalg.norm(extent)))
 
         self._toggle("Splats", ["/bundle/splats"] + splat_nodes)
         self._toggle("Collision mesh", ["/bundle/collision"], hint="the static concave mesh PyBullet collides with")
@@ -279,22 +289,23 @@ class Viewer:
         self._toggle("Floor", ["/bundle/floor"])
         self._toggle("Bounds", ["/bundle/bounds"], initial=False)
         if cameras:
-            self._toggle("Capture cameras", [f"/cameras/{i}" for i in range(len(cameras))])
+            self._toggle("Capture cameras", cameras)
 
-        manifest = bundle.manifest
-        build = manifest.get("build", {})
-        source = manifest.get("source") or {}
-        lines = [
-            f"**{bundle.root.name}** (bundle, kind {manifest.get('kind', 'scene')})",
-            f"- source: {Path(source['path']).name if source.get('path') else 'n/a'} ({source.get('format') or 'n/a'}, frame {source.get('frame')})",
-            f"- size {' x '.join(f'{v:.2f}' for v in extent)} m, floor at z = {floor:.3f}",
-            f"- {len(background):,} background Gaussians; collision mesh {len(collision.faces):,} faces",
-            f"- spawn region x {spawn_low[0]:.2f}..{spawn_high[0]:.2f}, y {spawn_low[1]:.2f}..{spawn_high[1]:.2f} m",
-            f"- {len(bundle.objects)} object(s): " + (", ".join(f"{o.name} {o.mass:.2f} kg / {o.hulls} hulls" for o in bundle.objects) or "none"),
-        ]
-        if build.get("ground_slab"):
-            lines.append("- ground slab added under the floor")
-        self._markdown("\n".join(lines))
+        from lyra_sim.sim.bundle import summarize_bundle
+
+        # The numbers `lyra-sim info BUNDLE` prints, as a list for the narrow panel.
+        summary = summarize_bundle(bundle.root)
+        source = summary.get("source") or {}
+        rows = {
+            "source": f"{Path(source['path']).name if source.get('path') else 'n/a'} ({source.get('format') or 'n/a'}, frame {source.get('frame')})",
+            "size": " x ".join(f"{v:.2f}" for v in summary["size"]) + f" m, floor at z = {summary['floor_height']:.3f}",
+            "Gaussians": f"{len(background):,} background",
+            "collision mesh": f"{len(collision.faces):,} faces" + (", ground slab under the floor" if summary["ground_slab"] else ""),
+            "spawn region": f"x {spawn_low[0]:.2f}..{spawn_high[0]:.2f}, y {spawn_low[1]:.2f}..{spawn_high[1]:.2f} m",
+            "objects": ", ".join(f"{o['name']} {o['mass']:.2f} kg / {o['hulls']} hulls" for o in summary["objects"]) or "none",
+        }
+        title = f"**{bundle.root.name}** (bundle, kind {bundle.manifest.get('kind', 'scene')})"
+        self._markdown("\n".join([title] + [f"- {label}: {value}" for label, value in rows.items()]))
         self._frame_view(low, high, np.array([0.0, 0.0, 1.0]))
         self._render_scene = self._composed_bundle_scene
 
@@ -448,6 +459,8 @@ class Viewer:
             with torch.no_grad():
                 images = render(scene, camera, modes=("rgb", "depth"), backend=settings.backend)
             seconds = time.perf_counter() - start
+            if self._stopping.is_set():  # the server may be gone: nothing to send the image to
+                return None
             rgb = (images["rgb"][0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
             depth = layers.depth_to_image(images["depth"][0, ..., 0].numpy())
             self._rgb_panel.image = rgb
@@ -495,27 +508,25 @@ def _coloured_trimesh_faces(vertices, faces, face_colors):
     return trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces), face_colors=np.asarray(face_colors), process=False)
 
 
-def _bundle_cameras(bundle) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
-    """Capture cameras stored with a bundle as (wxyz, position, vertical fov radians, aspect).
+def _bundle_cameras(bundle) -> list[layers.CameraFrustum]:
+    """The capture cameras a bundle stores: ``manifest["cameras"]`` names a camera file in the
+    bundle (lyra-sim's sidecar or INRIA ``cameras.json``, in the bundle world)."""
+    relative = bundle.manifest.get("cameras")
+    if not relative:
+        return []
+    if not isinstance(relative, str) or Path(relative).is_absolute() or ".." in Path(relative).parts:
+        from lyra_sim.errors import BundleError
 
-    Reads ``manifest["cameras"]``: a list of {``viewmat`` [4, 4] world-to-camera (OpenCV) in
-    the bundle world, ``width``, ``height``, and ``K`` [3, 3] or ``fov_deg``}. Entries that do
-    not have that form are skipped.
-    """
-    cameras = []
-    for entry in bundle.manifest.get("cameras") or []:
-        try:
-            viewmat = np.asarray(entry["viewmat"], np.float64).reshape(4, 4)
-            width, height = float(entry["width"]), float(entry["height"])
-            if "K" in entry:
-                fov = 2.0 * np.arctan(0.5 * height / float(np.asarray(entry["K"], np.float64).reshape(3, 3)[1, 1]))
-            else:
-                fov = np.radians(float(entry["fov_deg"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        wxyz, position = layers.viewmat_to_pose(viewmat)
-        cameras.append((wxyz, position, float(fov), width / height))
-    return cameras
+        raise BundleError(f"{bundle.root / 'manifest.json'}: cameras must be a relative path inside the bundle, got {relative!r}")
+    return layers.read_camera_entries(bundle.root / relative)
+
+
+def _scene_cameras(scene) -> list[layers.CameraFrustum]:
+    """Capture cameras that came with a scene file (``SceneMetadata.cameras``), when its reader found any."""
+    cameras = getattr(scene.metadata, "cameras", None)
+    if cameras is None or not len(cameras):
+        return []
+    return layers.camera_frusta(cameras.rotations, cameras.positions, cameras.intrinsics, cameras.sizes, getattr(cameras, "names", ()))
 
 
 def serve(

@@ -7,6 +7,7 @@
   there (up direction, floor plane, robust bounds, the Gaussians it would drop as floaters).
 * :func:`pose_to_viewmat` / :func:`viewmat_to_pose`: viser poses (camera-to-world, OpenCV axes,
   wxyz quaternions) to our ``Camera.viewmat`` and back.
+* :func:`camera_frusta`, :func:`read_camera_entries`: capture cameras as frustum poses.
 * :func:`depth_to_image`: a depth map as a colour image for a GUI panel.
 
 This module may import numpy, torch and lyra_sim (scene, converters, render).
@@ -179,6 +180,59 @@ def viewmat_to_pose(viewmat) -> tuple[np.ndarray, np.ndarray]:  # [4, 4] -> [4] 
     position = -rotation @ viewmat[:3, 3]
     wxyz = matrix_to_quat(torch.from_numpy(rotation).reshape(1, 3, 3))[0].numpy()
     return wxyz, position
+
+
+@dataclass
+class CameraFrustum:
+    """One capture camera as viser draws it: camera-to-world pose (wxyz [4], position [3]),
+    vertical field of view (radians) and aspect (width / height)."""
+
+    wxyz: np.ndarray
+    position: np.ndarray
+    fov: float
+    aspect: float
+    name: str = ""
+
+
+def camera_frusta(rotations, positions, intrinsics, sizes, names=()) -> list[CameraFrustum]:
+    """Frusta of C cameras: camera-to-world rotations [C, 3, 3] (OpenCV axes), centres [C, 3],
+    pixel intrinsics [C, 3, 3] and image (width, height) [C, 2]."""
+    rotations = np.asarray(rotations, np.float64).reshape(-1, 3, 3)
+    positions = np.asarray(positions, np.float64).reshape(-1, 3)
+    intrinsics = np.asarray(intrinsics, np.float64).reshape(-1, 3, 3)
+    sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
+    if not len(rotations) == len(positions) == len(intrinsics) == len(sizes):
+        raise ValueError(f"camera arrays disagree on the count: rotations {len(rotations)}, positions {len(positions)}, "
+                         f"intrinsics {len(intrinsics)}, sizes {len(sizes)}")
+    quats = matrix_to_quat(torch.from_numpy(rotations)).numpy() if len(rotations) else np.zeros((0, 4))
+    names = list(names) + [f"camera {i}" for i in range(len(names), len(rotations))]
+    return [
+        CameraFrustum(quats[i], positions[i], float(2.0 * np.arctan(0.5 * sizes[i, 1] / intrinsics[i, 1, 1])),
+                      float(sizes[i, 0] / sizes[i, 1]), str(names[i]))
+        for i in range(len(rotations))
+    ]
+
+
+def read_camera_entries(path) -> list[CameraFrustum]:
+    """Frusta from an INRIA 3DGS ``cameras.json`` list, or a dict holding one under ``cameras``
+    (lyra-sim's sidecar): entries with ``position``, ``rotation`` (camera-to-world, OpenCV),
+    ``fx``, ``fy``, ``width``, ``height``. Raises ``BundleError`` naming the file when malformed."""
+    import json
+
+    from lyra_sim.errors import BundleError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        entries = data["cameras"] if isinstance(data, dict) else data
+        rotations = [entry["rotation"] for entry in entries]
+        positions = [entry["position"] for entry in entries]
+        intrinsics = [[[float(e["fx"]), 0.0, float(e["width"]) / 2], [0.0, float(e["fy"]), float(e["height"]) / 2], [0.0, 0.0, 1.0]] for e in entries]
+        sizes = [[float(e["width"]), float(e["height"])] for e in entries]
+        names = [str(e.get("img_name", i)) for i, e in enumerate(entries)]
+        return camera_frusta(rotations, positions, intrinsics, sizes, names)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise BundleError(f"{path}: not a camera list (INRIA cameras.json entries): {type(error).__name__}: {error}") from None
 
 
 def depth_to_image(depth: np.ndarray, far: float | None = None) -> np.ndarray:  # [H, W] metres -> [H, W, 3] uint8
