@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from lyra_sim.converters.export import _urdf_collisions, rpy_matrix
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
 from lyra_sim.geometry.mesh import Mesh, mass_properties, read_obj, write_obj
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.rotations import quat_multiply, quat_xyzw_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz, yaw_quaternion_xyzw
 
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 OBJECT_SLAB_SIZE = 2.0  # m: the ground slab of an object bundle (square), 0.2 m thick
@@ -200,8 +202,6 @@ def _manifest_kind(bundle) -> str:
 
 
 def _world_box(hulls: list[Mesh], position, orientation_xyzw) -> tuple[np.ndarray, np.ndarray]:
-    from lyra_sim.kits.scene_kit import quat_xyzw_to_matrix
-
     rotation = quat_xyzw_to_matrix(orientation_xyzw)
     points = np.concatenate([h.vertices for h in hulls]) @ rotation.T + np.asarray(position)
     return points.min(0), points.max(0)
@@ -209,16 +209,6 @@ def _world_box(hulls: list[Mesh], position, orientation_xyzw) -> tuple[np.ndarra
 
 def _overlap(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], tolerance: float = 1e-3) -> bool:
     return bool(np.all(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]) > tolerance))
-
-
-def _yaw_xyzw(yaw: float) -> np.ndarray:
-    return np.array([0.0, 0.0, np.sin(0.5 * yaw), np.cos(0.5 * yaw)])
-
-
-def _quat_multiply_xyzw(a, b) -> np.ndarray:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
 
 
 def _rewrite_object_urdf(source: Path, target: Path, name: str, mesh_file: str) -> None:
@@ -275,7 +265,8 @@ def compose(scene_bundle, placements: Sequence[ObjectPlacement], out_dir, *, pre
         if at.shape not in ((2,), (3,)) or not np.all(np.isfinite(at)):
             raise BundleError(f"{source.root}: placement must be (x, y) or (x, y, z) finite numbers, got {list(placement.at)}")
         yaw_rotation = rpy_matrix([0.0, 0.0, placement.yaw])
-        orientation = _quat_multiply_xyzw(_yaw_xyzw(placement.yaw), obj.orientation_xyzw)
+        turned = quat_multiply(torch.from_numpy(xyzw_to_wxyz(yaw_quaternion_xyzw(placement.yaw))), torch.from_numpy(xyzw_to_wxyz(obj.orientation_xyzw)))
+        orientation = wxyz_to_xyzw(turned.numpy())
         hulls = [m for _, m in read_obj(obj.collision_mesh)]
         offset = yaw_rotation @ obj.position  # body origin relative to the object's ground origin
         surface = None
@@ -342,7 +333,6 @@ def _render_preview(bundle, path: Path, load_scene) -> None:
     """The bundle's overview picture with every object at its initial pose."""
     from lyra_sim.converters.bundle import _write_preview
     from lyra_sim.converters.config import BuildConfig
-    from lyra_sim.kits.scene_kit import quat_xyzw_to_matrix
     from lyra_sim.scene.gaussian_scene import GaussianScene
     from lyra_sim.scene.transforms import transform_scene
 

@@ -27,6 +27,7 @@ import numpy as np
 from lyra_sim.errors import BundleError
 from lyra_sim.geometry.mesh import Mesh, mass_properties, read_obj
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.rotations import wxyz_to_xyzw, xyzw_to_wxyz
 from lyra_sim.typed import ExportFormat, check_choice
 
 # PyBullet's default lateral friction, which the bundle's URDFs (no <contact> element) get; the
@@ -42,26 +43,6 @@ def rpy_matrix(rpy) -> np.ndarray:  # [3] -> [3, 3]
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     return rz @ ry @ rx
-
-
-def matrix_to_quat_wxyz(rotation: np.ndarray) -> np.ndarray:  # [3, 3] -> [4]
-    """Unit quaternion (w, x, y, z, w >= 0) of a proper rotation matrix."""
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = np.trace(m)
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q) / np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
 
 
 def principal_axes(inertia: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [3, 3] -> ([3], [3, 3])
@@ -213,7 +194,6 @@ def export_model(bundle) -> ExportModel:
             properties = mass_properties(hulls, obj.mass)
         except ValueError as error:
             raise BundleError(f"{obj.collision_mesh}: object {obj.name!r}: {error}") from None
-        x, y, z, w = obj.orientation_xyzw / np.linalg.norm(obj.orientation_xyzw)
         bodies.append(
             ExportBody(
                 name=obj.name,
@@ -222,7 +202,7 @@ def export_model(bundle) -> ExportModel:
                 center_of_mass=properties.center_of_mass,
                 inertia=properties.inertia,
                 position=obj.position,
-                orientation_wxyz=np.array([w, x, y, z]),
+                orientation_wxyz=xyzw_to_wxyz(obj.orientation_xyzw / np.linalg.norm(obj.orientation_xyzw)),
                 friction=float(entry.get("friction", DEFAULT_FRICTION)),
                 splat=obj.splat,
                 rgba=_object_rgba(obj.splat),
@@ -252,7 +232,7 @@ def _export_urdf(model: ExportModel, path: Path) -> Path:
                     "urdf": f"objects/{body.name}.urdf",
                     "splat": f"splats/{body.splat.name}",
                     "position": body.position.tolist(),
-                    "orientation_xyzw": [*body.orientation_wxyz[1:].tolist(), float(body.orientation_wxyz[0])],
+                    "orientation_xyzw": wxyz_to_xyzw(body.orientation_wxyz).tolist(),
                     "mass": body.mass,
                     "inertia_full": body.inertia.tolist(),
                     "friction": body.friction,

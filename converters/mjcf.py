@@ -32,7 +32,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from lyra_sim.converters.export import ExportModel, matrix_to_quat_wxyz
+from lyra_sim.converters.export import ExportModel
+from lyra_sim.rotations import matrix_to_quat_wxyz
 from lyra_sim.geometry.mesh import Mesh
 from lyra_sim.io_utils import atomic_path
 

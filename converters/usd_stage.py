@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lyra_sim.converters.export import ExportModel, matrix_to_quat_wxyz, principal_axes
+from lyra_sim.converters.export import ExportModel, principal_axes
 from lyra_sim.geometry.mesh import Mesh
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.rotations import matrix_to_quat_wxyz
 from lyra_sim.scene.formats.usd import define_splat_prim, import_pxr
 
 USD_SUFFIXES = (".usda", ".usdc", ".usd")

@@ -15,6 +15,7 @@ from lyra_sim.converters.compose import ObjectPlacement, compose, write_object_b
 from lyra_sim.converters.export import export, principal_axes
 from lyra_sim.envs.constants import PACKAGED_BUNDLES_DIR
 from lyra_sim.geometry.mesh import Mesh, read_obj
+from lyra_sim.rotations import quat_wxyz_to_matrix
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.io import load_scene
 from lyra_sim.sim.bundle import load_bundle
@@ -62,10 +63,7 @@ def test_full_inertia_reaches_mujoco(tmp_path):
     model = mujoco.MjModel.from_xml_path(str(xml))
     body = model.body("ell")
     assert body.mass[0] == pytest.approx(mass, rel=1e-6)
-    w, x, y, z = body.iquat
-    rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    rotation = quat_wxyz_to_matrix(body.iquat)
     np.testing.assert_allclose(rotation @ np.diag(body.inertia) @ rotation.T, inertia, rtol=1e-5, atol=1e-10)
     np.testing.assert_allclose(body.ipos, 0.0, atol=1e-6)  # the body frame is the centre of mass (OBJ rounding)
     # Resting upright on the ground slab of its own bundle (top at z = 0): the base is at z = 0.
@@ -190,10 +188,7 @@ def test_usd_stage_has_physics_and_splats(tmp_path):
     # The L-shaped object's full tensor survives as principal moments and axes.
     ell = UsdPhysics.MassAPI(stage.GetPrimAtPath("/World/ell"))
     axes = ell.GetPrincipalAxesAttr().Get()
-    w, (x, y, z) = axes.GetReal(), axes.GetImaginary()
-    rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    rotation = quat_wxyz_to_matrix([axes.GetReal(), *axes.GetImaginary()])
     full = json.loads((out / "manifest.json").read_text())
     from lyra_sim.geometry.mesh import mass_properties
 

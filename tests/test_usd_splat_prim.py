@@ -14,23 +14,12 @@ from pxr import Usd, UsdGeom, UsdVol  # noqa: E402
 
 from lyra_sim.scene.formats.usd import define_splat_prim, read_splat_prim  # noqa: E402
 from lyra_sim.scene.gaussian_scene import GaussianScene  # noqa: E402
-
-
-def _random_scene(count: int, degree: int, seed: int = 0) -> GaussianScene:
-    generator = torch.Generator().manual_seed(seed)
-    bases = (degree + 1) ** 2
-    return GaussianScene(
-        torch.randn(count, 3, generator=generator),
-        torch.randn(count, 4, generator=generator) * 3.0,  # unnormalised on purpose
-        torch.randn(count, 3, generator=generator) - 3.0,
-        torch.randn(count, generator=generator) * 2.0,
-        torch.randn(count, bases, 3, generator=generator),
-    )
+from conftest import random_scene  # noqa: E402
 
 
 @pytest.mark.parametrize("degree", [0, 1, 3])
 def test_values_follow_the_schema(degree):
-    scene = _random_scene(50, degree)
+    scene = random_scene(50, sh_degree=degree)
     stage = Usd.Stage.CreateInMemory()
     define_splat_prim(stage, "/World/splats", scene)
     splat = UsdVol.ParticleField3DGaussianSplat(stage.GetPrimAtPath("/World/splats"))
@@ -54,7 +43,7 @@ def test_values_follow_the_schema(degree):
 
 @pytest.mark.parametrize("suffix", [".usda", ".usdc"])
 def test_round_trip_through_a_file(tmp_path, suffix):
-    scene = _random_scene(200, 2, seed=3)
+    scene = random_scene(200, seed=3, sh_degree=2)
     path = tmp_path / f"splats{suffix}"
     stage = Usd.Stage.CreateNew(str(path))
     define_splat_prim(stage, "/splats", scene)
@@ -70,7 +59,7 @@ def test_round_trip_through_a_file(tmp_path, suffix):
 
 
 def test_half_precision_and_empty_scene():
-    scene = _random_scene(10, 1)
+    scene = random_scene(10, sh_degree=1)
     stage = Usd.Stage.CreateInMemory()
     define_splat_prim(stage, "/half", scene, precision="half")
     splat = UsdVol.ParticleField3DGaussianSplat(stage.GetPrimAtPath("/half"))

@@ -101,7 +101,7 @@ def _array(attribute, dtype, width: int | None, where: str) -> np.ndarray | None
     value = attribute.Get() if attribute and attribute.HasAuthoredValue() else None
     if value is None:
         return None
-    array = np.asarray(value, dtype=dtype)
+    array = np.array(value, dtype=dtype)  # a copy: Vt arrays are read-only buffers
     if width is not None and array.size and (array.ndim != 2 or array.shape[1] != width):
         raise SceneFormatError(f"{where}: {attribute.GetName()} has shape {list(array.shape)}, expected [N, {width}]")
     return array.reshape(-1, width) if width is not None else array.reshape(-1)
