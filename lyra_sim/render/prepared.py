@@ -22,6 +22,10 @@ from lyra_sim.scene.gaussian_scene import GaussianScene
 
 # Row order of the 6-vector a symmetric 3x3 covariance is stored as.
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+# vec6(R Σ Rᵀ)[a] = Σ_b (R[i,k] R[j,l] + [k != l] R[i,l] R[j,k]) vec6(Σ)[b], (i, j) = pair a, (k, l) = pair b
+_I, _K = np.meshgrid([p[0] for p in _PAIRS], [p[0] for p in _PAIRS], indexing="ij")
+_J, _L = np.meshgrid([p[1] for p in _PAIRS], [p[1] for p in _PAIRS], indexing="ij")
+_OFF_DIAGONAL = (_K != _L).astype(np.float64)
 
 
 def _host_float32(tensor: torch.Tensor) -> np.ndarray:
@@ -30,14 +34,8 @@ def _host_float32(tensor: torch.Tensor) -> np.ndarray:
 
 def covariance_rotation(rotation: np.ndarray) -> np.ndarray:  # [3, 3] -> [6, 6]
     """The linear map M with vec6(R Σ Rᵀ) = M vec6(Σ) on the (xx, xy, xz, yy, yz, zz) storage."""
-    m = np.empty((6, 6), np.float64)
-    for a, (i, j) in enumerate(_PAIRS):
-        for b, (k, l) in enumerate(_PAIRS):
-            value = rotation[i, k] * rotation[j, l]
-            if k != l:
-                value += rotation[i, l] * rotation[j, k]
-            m[a, b] = value
-    return m
+    r = np.asarray(rotation, np.float64)
+    return r[_I, _K] * r[_J, _L] + _OFF_DIAGONAL * r[_I, _L] * r[_J, _K]
 
 
 class PreparedScene:
