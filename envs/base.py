@@ -21,7 +21,6 @@ This module may import gymnasium, numpy, torch, pybullet and lyra_sim (scene, re
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 from pathlib import Path
 from typing import Any, Sequence
@@ -391,7 +390,5 @@ class LyraSimEnv(gymnasium.Env):
         return observation
 
 
-def yaw_of(orientation_xyzw: Sequence[float]) -> float:
-    """Heading (rotation about +Z) of a quaternion, in radians."""
-    x, y, z, w = orientation_xyzw
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+# The rotation helpers live in lyra_sim.rotations; tasks import yaw_of from here.
+from lyra_sim.rotations import yaw_of  # noqa: E402,F401

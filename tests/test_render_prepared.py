@@ -12,7 +12,7 @@ from lyra_sim.render import prepare_scene, render
 from lyra_sim.render.prepared import covariance_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, quat_to_matrix
 from lyra_sim.sim.compositor import ComposedScene, RigidPart
-from test_render_fixtures import assert_parity, random_cameras, random_labels, random_scene
+from conftest import assert_parity, random_cameras, random_labels, random_scene
 
 MODES = ("rgb", "alpha", "depth", "median_depth", "instance")
 
