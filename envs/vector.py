@@ -90,10 +90,7 @@ class LyraSimVectorEnv(VectorEnv):
         raw = [np.concatenate([c.arrays()[k] for c in composed]) for k in range(5)]
         self._raw = raw
         scene = GaussianScene(*(torch.from_numpy(a) for a in raw), metadata=composed[0].scene.metadata)
-        self._prepared = PreparedScene.__new__(PreparedScene)  # filled from the envs' own prepared arrays
-        self._prepared.scene, self._prepared.sh = scene, raw[4]
-        env_arrays = [c.prepared.arrays for c in composed]
-        self._prepared.arrays = {name: np.concatenate([a[name] for a in env_arrays], axis=-1) for name in env_arrays[0]}
+        self._prepared = PreparedScene.concat([c.prepared for c in composed], scene)
         self._labels = torch.cat([c.labels for c in composed])
 
     def _sync_batch_buffer(self) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lyra_sim
-from lyra_sim.render import prepare_scene, render
+from lyra_sim.render import PreparedScene, prepare_scene, render
 from lyra_sim.render.prepared import covariance_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, quat_to_matrix
 from lyra_sim.sim.compositor import ComposedScene, RigidPart
@@ -140,3 +140,14 @@ def test_set_num_threads_round_trips_and_rejects_zero():
     torch.testing.assert_close(render(random_scene(200, seed=0), cams, backend="cpu")["rgb"], single)
     with pytest.raises(ValueError, match="count >= 1"):
         lyra_sim.set_num_threads(0)
+
+
+def test_concatenated_prepared_scenes_equal_preparing_the_concatenation():
+    first, second = random_scene(40, seed=1, sh_degree=1), random_scene(30, seed=2, sh_degree=1)
+    both = GaussianScene.concat([first, second])
+    joined = PreparedScene.concat([prepare_scene(first), prepare_scene(second)], both)
+    for name, array in prepare_scene(both).arrays.items():
+        np.testing.assert_array_equal(joined.arrays[name], array, err_msg=name)
+    assert np.shares_memory(joined.sh, both.sh.numpy())  # SH updates of the buffer reach the renderer
+    with pytest.raises(ValueError, match="hold 70 Gaussians, the scene 40"):
+        PreparedScene.concat([prepare_scene(first), prepare_scene(second)], first)

@@ -15,6 +15,8 @@ render ``prepared.scene``, the raw scene. This module imports numpy, torch and l
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -57,6 +59,18 @@ class PreparedScene:
         self.scene = scene
         self.sh = _host_float32(scene.sh)
         self.arrays = self._compute(slice(0, len(scene)))
+
+    @classmethod
+    def concat(cls, prepared: Sequence["PreparedScene"], scene: GaussianScene) -> "PreparedScene":
+        """One prepared scene from several, back to back, for ``scene`` (their concatenation,
+        e.g. one buffer of many envs' scenes); the arrays are copied, nothing is recomputed."""
+        if sum(len(p) for p in prepared) != len(scene):
+            raise ValueError(f"concat: the prepared scenes hold {sum(len(p) for p in prepared)} Gaussians, "
+                             f"the scene {len(scene)}")
+        result = cls.__new__(cls)
+        result.scene, result.sh = scene, _host_float32(scene.sh)
+        result.arrays = {name: np.concatenate([p.arrays[name] for p in prepared], axis=-1) for name in prepared[0].arrays}
+        return result
 
     def _compute(self, rows: slice) -> dict[str, np.ndarray]:
         from lyra_sim.render._cpu import prepare_arrays
