@@ -673,6 +673,8 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
     bounds = even_chunks(m, n_chunks)
     counts = np.zeros((n_chunks, n_jobs), np.int32)
     for k in prange(n_chunks):
+        # the gather first, on its own: its rows are random cache misses, and a loop with
+        # nothing data-dependent in it lets the CPU keep many of them in flight
         c = 0
         for i in range(bounds[k], bounds[k + 1]):
             while i >= camera_offsets[c + 1]:
@@ -680,10 +682,13 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
             row = order[i]
             for q in range(REC_WIDTH):  # element copy: a row view costs refcount updates
                 packed[i, q] = proj[c, row, q]
-            n = source[c, row]
-            packed_source[i] = n
+            packed_source[i] = source[c, row]
+        c = 0
+        for i in range(bounds[k], bounds[k + 1]):
+            while i >= camera_offsets[c + 1]:
+                c += 1
             if has_labels:
-                packed_label[i] = labels[n]
+                packed_label[i] = labels[packed_source[i]]
             tx0, tx1, ty0, ty1 = _tile_box(packed, i)
             base = c * tiles_per_camera
             for ty in range(ty0, ty1 + 1):
