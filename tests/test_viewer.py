@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_scene
 
 from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
@@ -45,11 +46,8 @@ def test_rectangle_segments_close_the_outline():
 
 
 def test_splat_arrays_covariance_matches_rotation_and_scales():
-    generator = torch.Generator().manual_seed(0)
-    quats = torch.randn(50, 4, generator=generator)
-    log_scales = torch.randn(50, 3, generator=generator) - 3
-    scene = GaussianScene(torch.randn(50, 3, generator=generator), quats, log_scales, torch.randn(50, generator=generator),
-                          torch.rand(50, 1, 3, generator=generator))
+    scene = random_scene(50, seed=0)
+    log_scales = scene.log_scales
     arrays = layers.splat_arrays(scene)
     rotation = scene.rotation_matrices()[7].double().numpy()
     expected = rotation @ np.diag(np.exp(2 * log_scales[7].double().numpy())) @ rotation.T

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from lyra_sim.errors import MissingDependencyError
+from lyra_sim.rotations import xyzw_to_wxyz
 from lyra_sim.viewer import layers
 
 _COLLISION_COLOUR = (255, 140, 40)
@@ -51,11 +52,6 @@ def import_viser():
             raise
         raise MissingDependencyError("lyra-sim view needs viser: pip install 'lyra-sim[viewer]' (or pip install viser)") from None
     return viser
-
-
-def _wxyz(orientation_xyzw) -> np.ndarray:  # [4] PyBullet order -> [4] viser order
-    x, y, z, w = np.asarray(orientation_xyzw, np.float64).reshape(4)
-    return np.array([w, x, y, z])
 
 
 @dataclass
@@ -246,7 +242,7 @@ class Viewer:
         for index, obj in enumerate(bundle.objects):
             frame_name = f"/objects/{obj.name}"
             frame = self._add(frame_name, self.server.scene.add_frame(
-                frame_name, show_axes=False, wxyz=_wxyz(obj.orientation_xyzw), position=obj.position))
+                frame_name, show_axes=False, wxyz=xyzw_to_wxyz(obj.orientation_xyzw), position=obj.position))
             self._object_frames[obj.name] = frame
             self._object_poses[obj.name] = (obj.position.copy(), obj.orientation_xyzw.copy())
             local = obj.scene()
@@ -360,7 +356,7 @@ class Viewer:
                         continue
                     node = self.nodes[name]
                     node.position = episode.positions[frame, index]
-                    node.wxyz = _wxyz(episode.orientations_xyzw[frame, index])
+                    node.wxyz = xyzw_to_wxyz(episode.orientations_xyzw[frame, index])
                     part = episode.parts[index]
                     if part.kind == "object":
                         self._object_poses[part.body] = (episode.positions[frame, index].astype(np.float64),
