@@ -250,10 +250,12 @@ def test_bundle_capture_cameras_are_drawn_where_they_are(server, tmp_path):
              "rotation": camera_to_world[:3, :3].tolist(), "fx": float(camera.K[0, 0, 0]), "fy": float(camera.K[0, 1, 1])}
     (bundle_dir / "cameras.json").write_text(json.dumps({"format": "lyra-sim cameras", "version": 1, "cameras": [entry]}))
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    (bundle_dir / "manifest.json").write_text(json.dumps({**manifest, "cameras": "cameras.json"}))
+    warning = "up direction from a weak floor (2 % support)"
+    (bundle_dir / "manifest.json").write_text(json.dumps({**manifest, "cameras": "cameras.json", "warnings": [warning]}))
     viewer = Viewer(server)
     try:
         viewer.show_bundle(load_bundle(bundle_dir))
+        assert any(warning in block.content for block in viewer.info), "the build's warnings are shown"
         frustum = server.scene.get_handle_by_name("/cameras/0")
         assert frustum is not None and "Capture cameras" in viewer.toggles
         np.testing.assert_allclose(frustum.position, [1.0, -2.0, 1.2], atol=1e-5)

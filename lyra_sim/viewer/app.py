@@ -81,6 +81,7 @@ class Viewer:
         self.render_settings = render
         self.nodes: dict[str, Any] = {}
         self.toggles: dict[str, Any] = {}
+        self.info: list[Any] = []  # the markdown blocks of the Info folder
         self._render_scene = None  # callable () -> (GaussianScene, labels) for our renderer
         self._scene_extent = 1.0
         self._scene_centre = np.zeros(3)
@@ -156,7 +157,7 @@ class Viewer:
 
     def _markdown(self, text: str) -> None:
         with self._info_folder:
-            self.server.gui.add_markdown(text)
+            self.info.append(self.server.gui.add_markdown(text))
 
     # ------------------------------------------------------------------ scene file
     def show_scene_file(self, path) -> layers.SceneAnalysis:
@@ -300,6 +301,10 @@ class Viewer:
             "spawn region": f"x {spawn_low[0]:.2f}..{spawn_high[0]:.2f}, y {spawn_low[1]:.2f}..{spawn_high[1]:.2f} m",
             "objects": ", ".join(f"{o['name']} {o['mass']:.2f} kg / {o['hulls']} hulls" for o in summary["objects"]) or "none",
         }
+        if bundle.manifest.get("up_confidence") is not None:
+            rows["up confidence"] = f"{bundle.manifest['up_confidence']}"
+        for index, warning in enumerate(bundle.manifest.get("warnings") or []):
+            rows[f"**warning {index + 1}**"] = str(warning)
         title = f"**{bundle.root.name}** (bundle, kind {bundle.manifest.get('kind', 'scene')})"
         self._markdown("\n".join([title] + [f"- {label}: {value}" for label, value in rows.items()]))
         self._frame_view(low, high, np.array([0.0, 0.0, 1.0]))
