@@ -225,6 +225,11 @@ def test_bundle_viewer_layers_toggles_and_our_render(server, episode_file):
         robot_node = viewer.nodes[f"/episode/robot/{robot_part}"]
         viewer.toggles["Step"].value = 8
         _wait(lambda: np.allclose(robot_node.position, episode.positions[8, robot_part], atol=1e-5))
+        # Our renderer draws the robot as Gaussians on its links, where the episode puts it.
+        drawn = viewer._composed_bundle_scene()
+        robot_slice = viewer._composed.part_slices[[p.name for p in viewer._parts].index(f"robot:{episode.parts[robot_part].link}")]
+        robot_centre = drawn.means[robot_slice].mean(0).numpy()
+        assert np.linalg.norm(robot_centre[:2] - episode.positions[8, robot_part, :2]) < 0.05
         # Our renderer sees the room from the draggable camera: colour and depth in range.
         result = viewer.render_now()
         assert result is not None
