@@ -377,13 +377,20 @@ def test_browser_shows_bundle_nodes_and_toggles_them(episode_file):
                              what="the collision mesh to hide")
             browser.click_checkbox("Collision mesh")
             browser.wait_for(lambda: browser.scene_nodes()["/bundle/collision"]["visible"], timeout=20, what="it to show again")
-            # Our renderer's first image reached the panel.
-            browser.wait_for(lambda: "Gaussians," in browser.text() and " ms (" in browser.text(), timeout=60,
-                             what="our render's status line")
+            # Our renderer's first image reached the panel; the button moves our camera to the
+            # browser's view and renders again from there.
+            def camera_line() -> str | None:
+                return next((line for line in browser.text().splitlines() if " ms (" in line and "camera at" in line), None)
+
+            first = browser.wait_for(camera_line, timeout=60, what="our render's status line")
             browser.wait_for(browser.canvas_ready, timeout=60, what="the 3D canvas to fade in")
             time.sleep(1.0)  # let the splats finish sorting before the picture
             browser.hide_notifications()
             shot = browser.screenshot(ARTIFACTS / "viewer_bundle.png")
+            browser.click_button("Move camera to my view")
+            moved = browser.wait_for(lambda: (line := camera_line()) and line.split("camera at")[1] != first.split("camera at")[1] and line,
+                                     timeout=60, what="a render from the browser's viewpoint")
+            assert "Gaussians" in moved
         assert shot.stat().st_size > 10_000
         assert process.poll() is None, "the viewer is still serving"
     finally:
