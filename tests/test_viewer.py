@@ -273,6 +273,27 @@ def test_bundle_capture_cameras_are_drawn_where_they_are(server, tmp_path):
         Viewer(server).show_bundle(load_bundle(bundle_dir))
 
 
+def test_object_bundle_viewer_with_empty_background(server, tmp_path):
+    from lyra_sim.converters.compose import kit_object_bundle
+    from lyra_sim.kits.layouts import make_scene
+    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.viewer.app import RenderSettings, Viewer
+
+    bundle = load_bundle(kit_object_bundle(make_scene("tabletop", seed=0), "object_0", tmp_path / "cube", gaussians=1500))
+    assert len(bundle.background_scene()) == 0
+    viewer = Viewer(server, render=RenderSettings(width=32, height=24))
+    try:
+        viewer.show_bundle(bundle)
+        viewer.add_render_camera()
+        assert server.scene.get_handle_by_name("/objects/object_0/hulls/0") is not None
+        assert any("kind object" in block.content for block in viewer.info)
+        rgb, _ = viewer.render_now()
+        assert rgb.shape == (24, 32, 3)
+        assert (rgb.sum(-1) > 0).mean() > 0.2, "our camera frames the object, not the whole ground slab"
+    finally:
+        viewer.stop()
+
+
 def test_scene_file_viewer_shows_detection(server, tmp_path):
     from lyra_sim.viewer.app import RenderSettings, Viewer
 

@@ -310,6 +310,12 @@ class Viewer:
             rows[f"**warning {index + 1}**"] = str(warning)
         title = f"**{bundle.root.name}** (bundle, kind {bundle.manifest.get('kind', 'scene')})"
         self._markdown("\n".join([title] + [f"- {label}: {value}" for label, value in rows.items()]))
+        if bundle.manifest.get("kind") == "object" and bundle.objects:
+            # An object bundle's bounds are its ground slab: frame the object instead, with room around it.
+            low = np.min([o.position - 0.5 * o.size for o in bundle.objects], axis=0)
+            high = np.max([o.position + 0.5 * o.size for o in bundle.objects], axis=0)
+            margin = 0.75 * float(np.max(high - low))
+            low, high = low - margin, high + margin
         self._frame_view(low, high, np.array([0.0, 0.0, 1.0]))
         self._render_scene = self._composed_bundle_scene
 
