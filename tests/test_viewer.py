@@ -343,7 +343,7 @@ def _start_viewer(*arguments: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=REPO,
     )
     lines = []
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
