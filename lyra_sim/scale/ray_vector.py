@@ -18,15 +18,27 @@ This module may import gymnasium, numpy, lyra_sim.scale and, lazily, ray and lyr
 
 from __future__ import annotations
 
+import os
 from copy import deepcopy
 from typing import Any, Callable, Sequence
 
 import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+from gymnasium.spaces.utils import is_space_dtype_shape_equiv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from lyra_sim.scale import connect, limit_threads
+
+
+def parse_autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    """An ``AutoresetMode`` from itself, its value ("SameStep") or its name in any case ("same_step")."""
+    if isinstance(value, AutoresetMode):
+        return value
+    for mode in AutoresetMode:
+        if str(value).replace("_", "").lower() in (mode.value.lower(), mode.name.replace("_", "").lower()):
+            return mode
+    raise ValueError(f"autoreset_mode {value!r} is not one of {[m.name.lower() for m in AutoresetMode]}")
 
 
 class EnvWorker:
@@ -37,12 +49,12 @@ class EnvWorker:
         import lyra_sim.envs  # noqa: F401 - registers the ids in this worker process
 
         self.env = env_fn()
-        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
         self.needs_reset = False
 
     def describe(self) -> dict[str, Any]:
         env = self.env
-        return {"observation_space": env.observation_space, "action_space": env.action_space,
+        return {"pid": os.getpid(), "observation_space": env.observation_space, "action_space": env.action_space,
                 "metadata": env.metadata, "render_mode": env.render_mode, "spec": env.spec}
 
     def reset(self, seed: int | None, options: dict | None):
@@ -69,11 +81,11 @@ class EnvWorker:
         return self.env.render()
 
     def call(self, name: str, args: tuple, kwargs: dict):
-        attribute = getattr(self.env, name)
+        attribute = self.env.get_wrapper_attr(name)  # through the wrappers, as SyncVectorEnv.call
         return attribute(*args, **kwargs) if callable(attribute) else attribute
 
     def set_attr(self, name: str, value) -> None:
-        setattr(self.env, name, value)
+        self.env.set_wrapper_attr(name, value)
 
     def close(self) -> None:
         self.env.close()
@@ -87,7 +99,8 @@ class RayVectorEnv(VectorEnv):
             ``AsyncVectorEnv``'s); see :func:`make_ray_vector_env` for registered ids.
         cpus_per_actor: Ray CPUs reserved by each actor and its torch/numba thread count.
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default, as the local vector env) or
-            ``SAME_STEP`` (what Stable-Baselines3 expects; see ``lyra_sim.scale.sb3``).
+            ``SAME_STEP`` (what Stable-Baselines3 expects; see ``lyra_sim.scale.sb3``), or
+            their names as strings ("next_step", "same_step").
         address: Ray address when this process is not connected yet (None: local Ray or
             ``$RAY_ADDRESS``; "auto"; "ray://HEAD:10001"). A Ray started here is shut down by
             ``close()``.
@@ -111,7 +124,7 @@ class RayVectorEnv(VectorEnv):
             raise ValueError("RayVectorEnv needs at least one env factory")
         if cpus_per_actor <= 0:
             raise ValueError(f"cpus_per_actor must be > 0, got {cpus_per_actor}")
-        autoreset_mode = AutoresetMode(autoreset_mode)
+        autoreset_mode = parse_autoreset_mode(autoreset_mode)
         if autoreset_mode == AutoresetMode.DISABLED:
             raise ValueError("RayVectorEnv supports AutoresetMode.NEXT_STEP and SAME_STEP")
         self._ray, self._owns_ray = connect(address, "RayVectorEnv")
@@ -126,11 +139,15 @@ class RayVectorEnv(VectorEnv):
             raise
         first = described[0]
         for k, other in enumerate(described[1:], start=1):
-            if other["observation_space"] != first["observation_space"] or other["action_space"] != first["action_space"]:
+            # As SyncVectorEnv: bounds may differ (a depth range from each bundle's size), shapes and dtypes may not.
+            if not (is_space_dtype_shape_equiv(other["observation_space"], first["observation_space"])
+                    and is_space_dtype_shape_equiv(other["action_space"], first["action_space"])):
                 self._kill_actors()
                 raise ValueError(f"sub-env {k} has spaces {other['observation_space']} / {other['action_space']}, "
-                                 f"sub-env 0 has {first['observation_space']} / {first['action_space']}: a vector env needs equal spaces")
+                                 f"sub-env 0 has {first['observation_space']} / {first['action_space']}: "
+                                 "a vector env needs the same shapes and dtypes")
         self.num_envs = len(self.actors)
+        self.actor_pids = [d["pid"] for d in described]
         self.autoreset_mode = autoreset_mode
         self.render_mode = first["render_mode"]
         self.spec = first["spec"]
@@ -162,8 +179,6 @@ class RayVectorEnv(VectorEnv):
         actions = np.asarray(actions) if not isinstance(self.single_action_space, gymnasium.spaces.Dict) else actions
         if isinstance(actions, np.ndarray) and actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must have shape {list(self.action_space.shape)}, got {list(actions.shape)}")
-        from gymnasium.vector.utils import iterate
-
         replies = self._ray.get([actor.step.remote(action) for actor, action in zip(self.actors, iterate(self.action_space, actions))])
         rewards = np.array([r[1] for r in replies], dtype=np.float64)
         terminations = np.array([r[2] for r in replies], dtype=bool)
