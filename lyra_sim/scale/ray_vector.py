@@ -160,14 +160,11 @@ class RayVectorEnv(VectorEnv):
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset(seed=...) needs {self.num_envs} seeds, got {len(seeds)}")
+        # As SyncVectorEnv: one seed per env, or seed + i from one int.
+        single = seed is None or isinstance(seed, (int, np.integer))
+        seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)] if single else list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset(seed=...) needs {self.num_envs} seeds, got {len(seeds)}")
         replies = self._ray.get([actor.reset.remote(s, options) for actor, s in zip(self.actors, seeds)])
         infos: dict = {}
         for i, (_, info) in enumerate(replies):
