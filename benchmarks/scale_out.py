@@ -11,7 +11,7 @@
    against ``RayVectorEnv`` (one actor per env, one thread each), for 2 and 4 envs; plus the
    round-trip time of a no-op actor call (the floor of what Ray adds to every step).
 
-    python benchmarks/scale_out.py [--scenes 6] [--gaussians 20000] [--steps 150] [--cpus 2]
+    python benchmarks/scale_out.py [--scenes 6] [--gaussians 20000] [--steps 150] [--envs 2 4] [--cpus 2]
 
 Writes ``benchmarks/results/scale_out.json`` with the machine's load average before and after.
 """
@@ -129,14 +129,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--gaussians", type=int, default=20_000)
-    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--voxel-size", type=float, default=0.02)
     parser.add_argument("--steps", type=int, default=150, help="vector steps per env-throughput run")
     parser.add_argument("--envs", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs for the 'many workers' runs")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale_out.json"))
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
-    config = BuildConfig(image_size=args.image_size, render_backend="cpu", convex_method="vhacd", preview_size=160)
+    config = BuildConfig(image_size=args.image_size, voxel_size=args.voxel_size, render_backend="cpu", convex_method="vhacd", preview_size=160)
     work = Path(tempfile.mkdtemp(prefix="lyra_scale_bench_"))
     try:
         (work / "scenes").mkdir()
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
     baseline_rate = 60 * args.scenes / baseline_seconds
     one, many = ray_runs[0], ray_runs[-1]
     build = {
-        "scenes": args.scenes, "gaussians": args.gaussians, "image_size": args.image_size,
+        "scenes": args.scenes, "gaussians": args.gaussians, "image_size": args.image_size, "voxel_size": args.voxel_size,
         "baseline_in_process_sequential": {"seconds": round(baseline_seconds, 2), "bundles_per_minute": round(baseline_rate, 2)},
         "ray": ray_runs,
         "speedup_2_vs_1_ray_workers": round(many["bundles_per_minute"] / one["bundles_per_minute"], 3),
