@@ -74,6 +74,8 @@ def test_build_many_isolates_a_corrupt_file_scores_against_truth_and_resumes(tmp
     report = json.loads((out / "build-many.json").read_text())
     assert report["totals"] == {"built": 0, "skipped": 2, "failed": 1}
     assert (out / "kitchen" / "manifest.json").stat().st_mtime_ns == stamp
+    kept = {row["name"]: row for row in report["scenes"]}["kitchen"]
+    assert kept["status"] == "skipped" and kept["fscore"] == rows["kitchen"]["fscore"]  # the score it was built with
 
     # A changed source is rebuilt; the unchanged one is still skipped.
     _tiny_scene(scenes, "garage", seed=5)

@@ -50,6 +50,7 @@ class SceneResult:
         fscore: F-score of the collision geometry against the truth beside the input, or None.
         accuracy: all the ``SurfaceAccuracy`` fields of that comparison, or None.
         error: the error message when failed.
+        sha256: SHA-256 of the input file (None when it could not be read).
     """
 
     name: str
@@ -61,6 +62,7 @@ class SceneResult:
     fscore: float | None = None
     accuracy: dict | None = None
     error: str | None = None
+    sha256: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -221,6 +223,7 @@ def build_many(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = bundle_names(paths)
+    previous = _previous_scores(out_dir / REPORT_NAME)
     results: list[SceneResult | None] = [None] * len(paths)
     pending: list[tuple[int, str]] = []  # (index, sha256)
     for index, (path, name) in enumerate(zip(paths, names)):
@@ -230,7 +233,9 @@ def build_many(
             continue
         digest = file_sha256(path)
         if is_up_to_date(out_dir / name, digest, config):
-            results[index] = SceneResult(name, str(path), "skipped", seconds=0.0, bundle=str(out_dir / name))
+            accuracy = previous.get((name, digest))  # the score the bundle got when it was built
+            results[index] = SceneResult(name, str(path), "skipped", seconds=0.0, bundle=str(out_dir / name),
+                                         fscore=None if accuracy is None else accuracy["fscore"], accuracy=accuracy, sha256=digest)
         else:
             pending.append((index, digest))
 
@@ -248,6 +253,7 @@ def build_many(
             slots = max_in_flight or max(2, int(2 * ray.cluster_resources().get("CPU", 1) // cpus_per_task))
             in_flight: dict[Any, int] = {}
             queue = list(pending)
+            digests = dict(pending)
             while queue or in_flight:
                 while queue and len(in_flight) < slots:
                     index, _ = queue.pop(0)
@@ -258,6 +264,7 @@ def build_many(
                 (done,), _ = ray.wait(list(in_flight), num_returns=1)
                 index = in_flight.pop(done)
                 results[index] = _collect(ray, done, names[index], paths[index], out_dir)
+                results[index].sha256 = digests[index]
                 counts[results[index].status] += 1
                 bar.update(1)
                 bar.set_postfix(counts)
@@ -268,6 +275,15 @@ def build_many(
     final = [r for r in results if r is not None]
     write_report(out_dir / REPORT_NAME, final, time.perf_counter() - started, address, cpus_per_task, config)
     return final
+
+
+def _previous_scores(report: Path) -> dict[tuple[str, str], dict]:
+    """(name, source SHA-256) -> accuracy, from the report of an earlier run (empty if none)."""
+    try:
+        rows = json.loads(report.read_text())["scenes"]
+        return {(row["name"], row["sha256"]): row["accuracy"] for row in rows if row.get("accuracy") and row.get("sha256")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _collect(ray, ref, name: str, path: Path, out_dir: Path) -> SceneResult:
