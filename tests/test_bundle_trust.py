@@ -1,52 +1,21 @@
 """Hostile bundles (issue 16): nothing outside the bundle folder is read, every malformed URDF or
 path is a ``BundleError`` naming the file and the problem.
 
-The bundle here is written by hand from the manifest contract (DESIGN.md): a ground box as
-scenery, one cube object, empty splats; no build needed.
+The bundle is ``lyra_sim.kits.minimal_bundle`` (written by hand from the manifest contract: a
+ground cube as scenery, one cube object, empty splats; no build needed), damaged per test.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
-from lyra_sim.scene.gaussian_scene import GaussianScene
-from lyra_sim.scene.io import save_scene
+from lyra_sim.kits.minimal_bundle import CUBE_OBJ, write_minimal_bundle
 from lyra_sim.sim.bundle import load_bundle
-
-CUBE_OBJ = "\n".join(
-    [f"v {x} {y} {z}" for x in (-0.05, 0.05) for y in (-0.05, 0.05) for z in (-0.05, 0.05)]
-    + ["f 1 3 4 2", "f 5 6 8 7", "f 1 2 6 5", "f 3 7 8 4", "f 1 5 7 3", "f 2 4 8 6", ""]
-)
-
-
-def write_minimal_bundle(root: Path) -> Path:
-    for sub in ("splats", "meshes", "objects"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for name in ("background_collision", "background_visual", "cube_collision"):
-        (root / "meshes" / f"{name}.obj").write_text(CUBE_OBJ)
-    save_scene(GaussianScene.empty(), root / "splats" / "background.ply")
-    save_scene(GaussianScene.empty(), root / "splats" / "cube.ply")
-    (root / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj"))
-    import numpy as np
-
-    (root / "objects" / "cube.urdf").write_text(object_urdf("cube", "../meshes/cube_collision.obj", 0.5, np.eye(3) * 1e-3))
-    manifest = {
-        "schema_version": 1, "kind": "scene", "units": "m", "up_axis": "+Z", "transform": np.eye(4).tolist(),
-        "bounds": {"min": [-1.0, -1.0, 0.0], "max": [1.0, 1.0, 1.0]}, "floor_height": 0.0,
-        "spawn_region": {"min": [-0.5, -0.5], "max": [0.5, 0.5], "z": 0.0},
-        "background": {"splat": "splats/background.ply", "urdf": "scene.urdf", "collision_mesh": "meshes/background_collision.obj", "visual_mesh": "meshes/background_visual.obj"},
-        "objects": [{"name": "cube", "splat": "splats/cube.ply", "urdf": "objects/cube.urdf", "collision_mesh": "meshes/cube_collision.obj", "mass": 0.5,
-                     "initial_pose": {"position": [0.0, 0.0, 0.05], "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]}, "hulls": 1, "size": [0.1, 0.1, 0.1]}],
-    }  # fmt: skip
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
 
 
 @pytest.fixture
@@ -163,3 +132,66 @@ def test_a_bundle_left_aside_by_a_killed_replace_is_recovered_on_load(bundle):
     os.replace(bundle, aside)  # what a kill between the two renames of the fallback leaves
     assert load_bundle(bundle).root == bundle
     assert bundle.is_dir() and not aside.exists()
+
+
+def _damage(bundle: Path, change) -> None:
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    change(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _pose(m):
+    return m["objects"][0]["initial_pose"]
+
+
+MANIFEST_CASES = [
+    (lambda m: m.update(floor_height=float("nan")), "floor_height must be finite, got nan"),
+    (lambda m: m.update(floor_height="0"), "floor_height must be a number, got '0'"),
+    (lambda m: m["bounds"].pop("min"), "bounds.min must be a list of 3 numbers, got None"),
+    (lambda m: m["bounds"].update(min=[2.0, 0.0, 0.0]), "bounds is inverted"),
+    (lambda m: m["bounds"].update(min=[0.0] * 1_000_000), "bounds.min must be a list of 3 numbers, got 1000000 values"),
+    (lambda m: m["spawn_region"].update(min=[1.0, 1.0]), "spawn_region is inverted"),
+    (lambda m: m["spawn_region"].update(z=float("inf")), "spawn_region.z must be finite"),
+    (lambda m: _pose(m).update(position=[0.0, float("nan"), 0.0]), "initial_pose.position[1] must be finite"),
+    (lambda m: _pose(m).update(orientation_xyzw=[0.0, 0.0, 0.0, 0.0]), "must be a unit quaternion, its norm is 0"),
+    (lambda m: _pose(m).update(orientation_xyzw=[float("nan")] * 4), "orientation_xyzw[0] must be finite"),
+    (lambda m: _pose(m).update(orientation_xyzw=[0.0, 0.0, 0.0, 2.0]), "its norm is 2"),
+    (lambda m: m["objects"][0].update(mass=float("inf")), "objects[0].mass (kg) must be finite"),
+    (lambda m: m["objects"][0].update(mass=-1), "objects[0].mass (kg) must be > 0"),
+    (lambda m: m["objects"][0].update(hulls="3"), "objects[0].hulls must be a count"),
+    (lambda m: m.update(transform=[[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]), "positive scale"),
+    (lambda m: m.update(transform=[[1.0]]), "transform must be a 4 x 4 list"),
+    (lambda m: m.update(objects={"cube": 1}), "objects must be a list"),
+    (lambda m: m.update(objects=[1]), "objects[0] must be an object"),
+    (lambda m: m.update(schema_version=True), "schema_version True is not supported"),
+    (lambda m: m.update(kind="robot"), "kind 'robot' is not one of"),
+    (lambda m: m["objects"].append(dict(m["objects"][0])), "object name 'cube' appears twice"),
+    (lambda m: m.update(background="scene.urdf"), "background must be an object"),
+]
+
+
+@pytest.mark.parametrize("change, message", MANIFEST_CASES, ids=[c[1][:40] for c in MANIFEST_CASES])
+def test_malformed_manifests_are_one_bundle_error_each(bundle, change, message):
+    _damage(bundle, change)
+    with pytest.raises(BundleError, match=__import__("re").escape(message)) as info:
+        load_bundle(bundle)
+    assert str(info.value).startswith(str(bundle / "manifest.json")) and len(str(info.value)) < 2000
+
+
+def test_every_problem_is_reported_at_once(bundle):
+    _damage(bundle, lambda m: (m.update(floor_height=None), m["bounds"].update(max=[-5.0, -5.0, -5.0]), m["objects"][0].update(mass=0)))
+    with pytest.raises(BundleError) as info:
+        load_bundle(bundle)
+    text = str(info.value)
+    assert "floor_height must be a number" in text and "bounds is inverted" in text and "mass (kg) must be > 0" in text
+
+
+def test_deep_and_huge_manifests(bundle):
+    (bundle / "manifest.json").write_text('{"bounds": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(BundleError, match="nested too deeply"):
+        load_bundle(bundle)
+    (bundle / "manifest.json").write_text("[]")
+    with pytest.raises(BundleError, match="top level must be a JSON object, got list"):
+        load_bundle(bundle)
