@@ -19,6 +19,7 @@ from lyra_sim.envs import constants as C
 from lyra_sim.envs.base import CameraMount, LyraSimEnv
 from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
+from lyra_sim.sim.world import reset_body_frame_pose
 
 _RAY_GRID = 96  # rays per side when mapping the table top
 _FLANGE_BELOW_FRAME = 0.048  # m: the iiwa flange's lowest point below the link-7 frame, pointing down
@@ -198,7 +199,7 @@ class PushEnv(LyraSimEnv):
         position, orientation = self.object_initial_poses[self.object_index]
         jitter = self.np_random.uniform(-0.03, 0.03, size=2)
         start = np.array([position[0] + jitter[0], position[1] + jitter[1], position[2]])
-        pybullet.resetBasePositionAndOrientation(self.object_id, start.tolist(), orientation, physicsClientId=client)
+        reset_body_frame_pose(client, self.object_id, start.tolist(), orientation)
         self.target = self._sample_target(start[:2])
         pybullet.resetBasePositionAndOrientation(self.target_marker_id, [*self.target, self.table_top + 0.002], [0, 0, 0, 1], physicsClientId=client)
         # Start the flange near the arm base, clear of the object.
