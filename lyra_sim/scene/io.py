@@ -19,14 +19,18 @@ from tqdm.auto import tqdm
 
 from lyra_sim.errors import SceneFormatError
 from lyra_sim.io_utils import atomic_path
-from lyra_sim.scene.formats import compressed_ply, gsplat_pt, ply, splat, spz
+from lyra_sim.scene.capture import resolve_capture_folder
+from lyra_sim.scene.formats import compressed_ply, gltf, gsplat_pt, ply, sog, splat, spz, usd
 from lyra_sim.scene.formats._common import file_size, format_error, read_file_bytes, read_file_head
 from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES, is_ply, parse_ply_header
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.transforms import count_reasons, invalid_gaussian_reasons, sanitize
 from lyra_sim.typed import CoordinateFrame, InvalidGaussianPolicy, SceneFormat, check_choice
 
-EXTENSION_FORMATS = {".ply": "ply", ".splat": "splat", ".spz": "spz", ".pt": "gsplat_pt", ".pth": "gsplat_pt"}
+EXTENSION_FORMATS = {
+    ".ply": "ply", ".splat": "splat", ".spz": "spz", ".pt": "gsplat_pt", ".pth": "gsplat_pt", ".sog": "sog",
+    ".glb": "gltf", ".gltf": "gltf", ".usd": "usd", ".usda": "usd", ".usdc": "usd",
+}  # fmt: skip
 # Highest SH degree each writable format stores; richer scenes are truncated with a warning.
 WRITERS: dict[str, tuple[Callable, int, tuple[str, ...]]] = {
     # format: (writer, max SH degree, accepted options)
@@ -35,14 +39,31 @@ WRITERS: dict[str, tuple[Callable, int, tuple[str, ...]]] = {
     "compressed_ply": (compressed_ply.write_compressed_ply, 3, ("sort",)),
     "splat": (splat.write_splat, 0, ()),
     "spz": (spz.write_spz, 3, ("version", "keep_frame", "sh1_bits", "sh_rest_bits", "compression_level")),
+    "sog": (sog.write_sog, 3, ("bundle", "sort", "palette_size", "iterations", "webp_method", "webp_quality")),
+    "gltf": (gltf.write_gltf, 3, ("binary", "keep_frame", "color_space")),
+    "usd": (usd.write_usd, 3, ("encoding", "precision", "keep_frame")),
 }
+
+
+def _options_from_name(format: str, path: Path) -> dict[str, Any]:
+    """Options the destination's name implies (writers only see a temporary sibling path)."""
+    name = path.name.lower()
+    if format == "sog":
+        return {"bundle": not name.endswith(".json")}
+    if format == "gltf":
+        return {"binary": not name.endswith(".gltf")}
+    if format == "usd":
+        return {"encoding": "usda" if name.endswith(".usda") else "usdc"}
+    return {}
 
 
 def detect_format(path) -> str:
     """The format of the file at ``path`` from its content (one of ``lyra_sim.typed.SceneFormat``)."""
     path = Path(path)
     if path.is_dir():
-        raise format_error(path, "is a directory (use load_sequence for a folder of per-time files)")
+        if sog.is_sog(path, b""):
+            return "sog"
+        raise format_error(path, "is a directory (load_scene reads capture folders; use load_sequence for a folder of per-time files)")
     head = read_file_head(path, MAX_HEADER_BYTES)
     if is_ply(head):
         header = parse_ply_header(head, path)
@@ -51,6 +72,17 @@ def detect_format(path) -> str:
         return "lyra_ply" if ply.is_lyra_layout(header) else "ply"
     if spz.is_spz(head):
         return "spz"
+    if gltf.is_glb(head):
+        return "gltf"
+    if usd.is_usd(head):
+        return "usd"
+    if head[:4] == sog.ZIP_MAGIC and sog.is_sog(path, head):  # before torch: both are zips
+        return "sog"
+    if head.lstrip()[:1] == b"{":
+        if sog.is_sog(path, head):
+            return "sog"
+        if gltf.is_gltf_json(path, head):
+            return "gltf"
     if gsplat_pt.is_torch_file(head):
         return "gsplat_pt"
     if splat.looks_like_splat(path, head, file_size(path)):
@@ -76,7 +108,12 @@ def load_scene(
     """Read a Gaussian scene from any supported file (format detected from the content).
 
     Args:
-        path: a .ply (INRIA, Lyra, compressed), .splat, .spz (v1-4) or gsplat .pt checkpoint.
+        path: a .ply (INRIA, Lyra, compressed), .splat, .spz (v1-4), gsplat .pt checkpoint, a
+            PlayCanvas SOG (``.sog`` zip, its ``meta.json`` or folder; versions 1 and 2), glTF/GLB
+            with ``KHR_gaussian_splatting``, or OpenUSD (.usd/.usda/.usdc, needs the ``[usd]``
+            extra); or a capture folder (INRIA output: the latest ``point_cloud/iteration_N``
+            with its ``cameras.json`` noted in ``metadata.extras["capture_folder"]``; gsplat
+            results; a folder holding one scene file), see ``lyra_sim.scene.capture``.
         keep_spz_frame: keep .spz data in its stored RUB frame instead of converting it to the
             PLY frame (y and z negated).
         invalid: what to do with Gaussians that have NaN/Inf parameters or a zero quaternion:
@@ -88,10 +125,22 @@ def load_scene(
     if frame is not None:
         check_choice(frame, CoordinateFrame, "frame")
     path = Path(path)
+    if path.is_dir() and not sog.is_sog(path, b""):
+        capture = resolve_capture_folder(path)
+        scene = load_scene(capture.scene_file, keep_spz_frame=keep_spz_frame, invalid=invalid, frame=frame)
+        scene.metadata.notes.extend(capture.notes)
+        scene.metadata.extras["capture_folder"] = {"folder": str(path), "kind": capture.kind}
+        if capture.cameras_file is not None:
+            scene.metadata.extras["capture_folder"]["cameras_file"] = str(capture.cameras_file)
+        return scene
     kind = detect_format(path)
     try:
         if kind == "gsplat_pt":
             scene = gsplat_pt.read_gsplat_pt(path)
+        elif kind == "sog":
+            scene = sog.read_sog(path)
+        elif kind == "usd":
+            scene = usd.read_usd(path)
         else:
             data = read_file_bytes(path)
             if kind == "spz":
@@ -100,11 +149,13 @@ def load_scene(
                 scene = compressed_ply.read_compressed_ply(path, data)
             elif kind == "splat":
                 scene = splat.read_splat(path, data)
+            elif kind == "gltf":
+                scene = gltf.read_gltf(path, data)
             else:
                 scene = ply.read_ply(path, data)
     except SceneFormatError:
         raise
-    except (ValueError, IndexError, OverflowError, struct.error, zlib.error, EOFError) as error:
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, zlib.error, EOFError) as error:
         # A decoder bug on hostile input must still surface as the library's error type.
         raise format_error(path, f"cannot decode as {kind}: {type(error).__name__}: {error}") from error
     if frame is not None:
@@ -129,15 +180,20 @@ def format_for_extension(path) -> str | None:
     path = Path(path)
     if path.name.lower().endswith(".compressed.ply"):
         return "compressed_ply"
+    if path.name.lower().endswith("meta.json"):
+        return "sog"
     return EXTENSION_FORMATS.get(path.suffix.lower())
 
 
 def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, **options: Any) -> Path:
     """Write ``scene`` atomically; the format comes from ``format`` or the extension (``.compressed.ply``
-    selects the compressed PLY).
+    selects the compressed PLY, ``meta.json`` the SOG folder form).
 
     Options by format: ply/lyra_ply ``encoding`` ("binary_little_endian", "binary_big_endian",
     "ascii"), ply ``normals`` (bool); compressed_ply ``sort`` (Morton order, default True);
+    sog ``palette_size``, ``iterations``, ``sort`` (a ``.sog`` name writes the zip, a ``meta.json``
+    name the folder form); gltf ``keep_frame``, ``color_space`` (``.glb`` binary, ``.gltf`` JSON);
+    usd ``precision`` ("float"/"half"), ``keep_frame`` (``.usda`` text, ``.usd``/``.usdc`` crate);
     spz ``version`` (4, 3 or 2), ``keep_frame`` (bool: write the scene as is, without
     converting it to spz's RUB frame), ``sh1_bits``, ``sh_rest_bits``,
     ``compression_level``. A scene with more SH than the format stores is truncated with a warning.
@@ -149,6 +205,7 @@ def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None,
             raise ValueError(f"cannot tell the format of {path} from its extension; pass format= one of {sorted(WRITERS)}")
     check_choice(format, tuple(WRITERS), "format")
     writer, max_degree, accepted = WRITERS[format]
+    options = _options_from_name(format, path) | options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"save_scene(format={format!r}) got unknown options {unknown}; accepted: {list(accepted)}")
