@@ -80,8 +80,8 @@ def resolve_capture_folder(folder) -> CaptureFolder:
     if not candidates:
         raise format_error(
             folder,
-            "holds no scene file (looked for an INRIA point_cloud/iteration_N/, gsplat ply/ or ckpts/, a SOG meta.json "
+            "is a directory with no scene file (looked for an INRIA point_cloud/iteration_N/, gsplat ply/ or ckpts/, a SOG meta.json "
             f"or one file ending in {', '.join(SCENE_SUFFIXES)})",
         )
     names = ", ".join(entry.name for entry in candidates[:6]) + (" ..." if len(candidates) > 6 else "")
-    raise format_error(folder, f"holds {len(candidates)} scene files ({names}): pass one of them, or use load_sequence for a time sequence")
+    raise format_error(folder, f"is a directory of {len(candidates)} scene files ({names}): pass one of them, or use load_sequence for a time sequence")

@@ -87,6 +87,8 @@ def detect_format(path) -> str:
         return "gsplat_pt"
     if splat.looks_like_splat(path, head, file_size(path)):
         return "splat"
+    if format_for_extension(path) in ("sog", "gltf", "usd"):
+        return format_for_extension(path)  # its reader says precisely what is wrong
     if path.suffix.lower() == ".splat":
         raise format_error(path, f"not a valid .splat file ({file_size(path)} bytes; records must be 32 bytes with finite positive scales)")
     raise format_error(path, f"unrecognised splat format (first bytes {head[:8].hex(' ')}); supported: {', '.join(_formats())}")

@@ -17,7 +17,7 @@ top-left) of every per-Gaussian image belongs to Gaussian ``i``. The data is in 
 
 Quantisation of the writer (version 2), the round-trip error it makes:
 positions 16 bits per axis in the log domain (relative error <= span/65535/2 of |x|+1, e.g.
-< 1e-4 relative for |x| <= 20); quaternion components 1/255*sqrt(2)/2 (< 0.3 degrees);
+< 1e-4 relative for |x| <= 20); quaternion components in steps of sqrt(2)/255 (rotation error < 1 degree, ~0.35 mean);
 log-scales and f_dc through 256-entry 1-D k-means codebooks (mean |error| ~1e-3 of the value
 range); opacity 1/255 in alpha; shN: a k-means palette of ``palette_size`` entries (the error
 depends on the data and the palette; the benchmark reports it) with 256-entry value codebook.
