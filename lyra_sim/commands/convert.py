@@ -33,7 +33,7 @@ class Config:
     spz_version: int = option(help="spz container version to write: 4 (ZSTD, current) or 3/2 (gzip, legacy readers)", default=4, choices=[2, 3, 4])
     ply_encoding: PlyEncoding = option(help="PLY encoding to write", default="binary_little_endian")
     drop_invalid: bool = option(help="drop Gaussians with NaN/Inf values or zero quaternions instead of failing", default=False)
-    sog_palette_size: int | None = option(help="SOG: entries of the k-means palette of the higher SH bands (1-65536; default ~N/64, at most 16384)", default=None)
+    sog_palette_size: int | None = option(help="SOG: entries of the k-means palette of the higher SH bands (1-65536; default ~N/64, at most 4096; time grows with it)", default=None)
     usd_half: bool = option(help="USD: write the half-precision attributes (positionsh, ...) instead of float", default=False)
 
 

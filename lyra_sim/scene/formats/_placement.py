@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lyra_sim.scene.formats._common import scene_from_arrays, scene_to_arrays
+from lyra_sim.scene.formats.spz import flip_rdf_rub
 from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_to_matrix
 from lyra_sim.scene.transforms import decompose_similarity, rotate_sh, transform_scene
 
@@ -28,6 +30,19 @@ Y_UP_ROTATIONS = {"z-up": _Z_UP_TO_Y_UP, "opengl": np.eye(3), "spz-rub": np.eye(
 def to_y_up_rotation(frame: str) -> np.ndarray:  # [3, 3]
     """The rotation that brings a scene in ``frame`` into a +Y-up file frame."""
     return Y_UP_ROTATIONS.get(frame, _FLIP_YZ)
+
+
+def rotate_frame(scene: GaussianScene, rotation: np.ndarray) -> GaussianScene:
+    """``scene`` turned by the frame rotation ``rotation`` [3, 3]; the common 180-degree flip about X
+    takes the sign-only path spz uses (no SH matrices), the rest goes through ``transform_scene``."""
+    rotation = np.asarray(rotation, dtype=np.float64)
+    if np.allclose(rotation, np.eye(3)):
+        return scene
+    if np.allclose(rotation, _FLIP_YZ):
+        arrays = scene_to_arrays(scene)
+        means, quats, sh = flip_rdf_rub(arrays["means"], arrays["quats"], arrays["sh"])  # copies: the arrays share the scene's memory
+        return scene_from_arrays(means, quats, arrays["log_scales"], arrays["opacity_logits"], sh, scene.metadata.copy())
+    return scene.transform(rotation, np.zeros(3))
 
 
 def apply_affine(scene: GaussianScene, matrix) -> GaussianScene:

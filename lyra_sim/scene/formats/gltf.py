@@ -43,7 +43,7 @@ from lyra_sim.scene.formats._common import (
     scene_from_arrays,
     scene_to_arrays,
 )
-from lyra_sim.scene.formats._placement import apply_affine, to_y_up_rotation
+from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 GLB_MAGIC = b"glTF"
@@ -248,7 +248,7 @@ def read_gltf(path, data: bytes | None = None) -> GaussianScene:
     if isinstance(ours.get("frame"), str) and rotation is not None:
         try:
             rotation = np.asarray(rotation, dtype=np.float64).reshape(3, 3)
-            scene = scene.transform(rotation.T, np.zeros(3))
+            scene = rotate_frame(scene, rotation.T)
             frame = ours["frame"]
         except ValueError as error:
             notes.append(f"ignored asset.extras.lyra_sim frame record: {error}")
@@ -385,7 +385,7 @@ def write_gltf(scene: GaussianScene, path, *, binary: bool = True, keep_frame: b
         color_space: the extension's ``colorSpace`` ("srgb_rec709_display" for 3DGS training).
     """
     rotation = np.eye(3) if keep_frame else to_y_up_rotation(scene.metadata.frame)
-    placed = scene if np.allclose(rotation, np.eye(3)) else scene.transform(rotation, np.zeros(3))
+    placed = rotate_frame(scene, rotation)
     arrays = scene_to_arrays(placed)
     n = len(scene)
     quats = normalized_quaternions(arrays["quats"])

@@ -41,7 +41,7 @@ from lyra_sim.scene.formats._common import (
     scene_from_arrays,
     scene_to_arrays,
 )
-from lyra_sim.scene.formats._placement import apply_affine, to_y_up_rotation
+from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 PRIM_TYPE = "ParticleField3DGaussianSplat"
@@ -240,7 +240,7 @@ def _read_stage(stage, path: Path) -> GaussianScene:
     rotation = record.get("to_file")
     if isinstance(record.get("frame"), str) and rotation is not None:
         try:
-            scene = scene.transform(np.asarray(list(rotation), dtype=np.float64).reshape(3, 3).T, np.zeros(3))
+            scene = rotate_frame(scene, np.asarray(list(rotation), dtype=np.float64).reshape(3, 3).T)
             frame = record["frame"]
         except ValueError as error:
             notes.append(f"ignored the customLayerData frame record: {error}")
@@ -263,7 +263,7 @@ def write_usd(scene: GaussianScene, path, *, encoding: str = "usdc", precision: 
         raise ValueError(f"encoding={encoding!r} is not valid; choose 'usdc' or 'usda'")
     z_up = scene.metadata.frame == "z-up"
     rotation = np.eye(3) if keep_frame or z_up else to_y_up_rotation(scene.metadata.frame)
-    placed = scene if np.allclose(rotation, np.eye(3)) else scene.transform(rotation, np.zeros(3))
+    placed = rotate_frame(scene, rotation)
     layer = Sdf.Layer.CreateAnonymous(f"gaussians.{encoding}")
     stage = Usd.Stage.Open(layer)
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z if z_up else UsdGeom.Tokens.y)
