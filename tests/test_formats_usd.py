@@ -149,3 +149,12 @@ def test_rotated_parent_transform_rotates_the_gaussians(tmp_path):
     np.testing.assert_allclose(scene.means[1].numpy(), (20, 10, 30), atol=1e-4)
     expected = torch.tensor([math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)])
     assert abs(float(scene.rotations()[0] @ expected)) > 1 - 1e-6
+
+
+def test_usdz_package_is_read(tmp_path):
+    from pxr import UsdUtils
+
+    layer = save_scene(capture_like(25, "z-up"), tmp_path / "a.usdc")
+    assert UsdUtils.CreateNewUsdzPackage(str(layer), str(tmp_path / "a.usdz"))
+    assert detect_format(tmp_path / "a.usdz") == "usd"
+    assert len(load_scene(tmp_path / "a.usdz")) == 25

@@ -76,8 +76,10 @@ def detect_format(path) -> str:
         return "gltf"
     if usd.is_usd(head):
         return "usd"
-    if head[:4] == sog.ZIP_MAGIC and sog.is_sog(path, head):  # before torch: both are zips
+    if head[:4] == sog.ZIP_MAGIC and sog.is_sog(path, head):  # before torch: all three are zips
         return "sog"
+    if usd.is_usdz(path, head):
+        return "usd"
     if head.lstrip()[:1] == b"{":
         if sog.is_sog(path, head):
             return "sog"

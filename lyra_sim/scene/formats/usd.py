@@ -27,6 +27,7 @@ lose precision beyond a few hundred units: use it for small objects only).
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,18 @@ def _pxr():
 
 def is_usd(head: bytes) -> bool:
     return head.startswith(USDC_MAGIC) or head.startswith(USDA_MAGIC)
+
+
+def is_usdz(path: Path, head: bytes) -> bool:
+    """A USDZ package: a zip whose first entry is a USD layer (read-only support)."""
+    if head[:4] != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    return bool(names) and names[0].lower().endswith((".usd", ".usda", ".usdc"))
 
 
 # ---------------------------------------------------------------------------------------- prims
