@@ -161,17 +161,10 @@ def test_legacy_log_space_scales_are_recognised(tmp_path):
     assert any("log-space" in note for note in scene.metadata.notes)
 
 
-def capture_like(n: int, frame: str) -> GaussianScene:
-    g = torch.Generator().manual_seed(n)
-    scene = GaussianScene(torch.randn(n, 3, generator=g) * 3, torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g) * 0.7 - 4.5, torch.randn(n, generator=g) * 2, torch.randn(n, 16, 3, generator=g) * 0.3)
-    scene.metadata.frame, scene.metadata.metric = frame, frame == "z-up"
-    return scene
-
-
 @pytest.mark.parametrize("name", ["a.glb", "a.gltf"])
 @pytest.mark.parametrize("frame", ["z-up", "unknown", "opengl", "opencv-first-camera"])
-def test_round_trip_restores_frame_and_values(tmp_path, name, frame):
-    scene = capture_like(500, frame)
+def test_round_trip_restores_frame_and_values(tmp_path, name, frame, capture_like):
+    scene = capture_like(500, frame=frame)
     before = scene.clone()
     back = load_scene(save_scene(scene, tmp_path / name))
     for key in ("means", "quats", "log_scales", "opacity_logits", "sh"):  # the writer leaves its input alone
@@ -184,8 +177,8 @@ def test_round_trip_restores_frame_and_values(tmp_path, name, frame):
     assert ((back.rotations() * scene.rotations()).sum(-1).abs() > 1 - 1e-6).all()
 
 
-def test_written_file_follows_the_extension(tmp_path):
-    scene = capture_like(50, "z-up")
+def test_written_file_follows_the_extension(tmp_path, capture_like):
+    scene = capture_like(50, frame="z-up")
     path = save_scene(scene, tmp_path / "w.glb")
     data = path.read_bytes()
     assert data[:4] == b"glTF" and struct.unpack_from("<I", data, 8)[0] == len(data)
@@ -244,8 +237,8 @@ def test_corrupted_documents_raise_scene_format_error(tmp_path, case):
 
 
 @pytest.mark.parametrize("mutate", ["truncate", "length", "json"])
-def test_corrupted_containers_raise_scene_format_error(tmp_path, mutate):
-    data = save_scene(capture_like(20, "unknown"), tmp_path / "a.glb").read_bytes()
+def test_corrupted_containers_raise_scene_format_error(tmp_path, mutate, capture_like):
+    data = save_scene(capture_like(20, frame="unknown"), tmp_path / "a.glb").read_bytes()
     if mutate == "truncate":
         data = data[: len(data) // 2]
     elif mutate == "length":
@@ -269,6 +262,6 @@ def test_corrupted_containers_raise_scene_format_error(tmp_path, mutate):
         load_scene(tmp_path / "c.gltf")
 
 
-def test_glb_reader_is_the_module_entry(tmp_path):
-    path = save_scene(capture_like(10, "unknown"), tmp_path / "x.glb")
+def test_glb_reader_is_the_module_entry(tmp_path, capture_like):
+    path = save_scene(capture_like(10, frame="unknown"), tmp_path / "x.glb")
     assert len(gltf.read_gltf(path)) == 10

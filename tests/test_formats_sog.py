@@ -196,22 +196,8 @@ def test_hand_packed_fixture_decodes_as_specified_in_every_form(tmp_path, versio
             assert torch.equal(getattr(scenes[0], name), getattr(other, name))
 
 
-def capture_like_scene(n: int, seed: int = 0) -> GaussianScene:
-    """Statistics of real captures (DESIGN.md): low median opacity, cm scales, a far-field tail, SH 3
-    with energy falling by band, view-dependent colour correlated with the base colour."""
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g) * 2.0
-    far = torch.rand(n, generator=g) < 0.05
-    means[far] *= 60.0
-    dc = torch.randn(n, 1, 3, generator=g) * 0.8
-    bands = [dc]
-    for band, width in ((1, 3), (2, 5), (3, 7)):
-        bands.append(0.5 ** band * (0.3 * dc + 0.15 * torch.randn(n, width, 3, generator=g)))
-    return GaussianScene(means, torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g) * 0.7 - 4.5, torch.randn(n, generator=g) * 1.5 - 1.2, torch.cat(bands, 1))
-
-
-def test_round_trip_errors_are_within_the_stated_bounds_and_both_forms_agree(tmp_path):
-    scene = capture_like_scene(6000)
+def test_round_trip_errors_are_within_the_stated_bounds_and_both_forms_agree(tmp_path, capture_like):
+    scene = capture_like(6000)
     bundled = save_scene(scene, tmp_path / "scene.sog")
     (tmp_path / "folder").mkdir()
     unbundled = save_scene(scene, tmp_path / "folder" / "meta.json")
@@ -234,8 +220,8 @@ def test_round_trip_errors_are_within_the_stated_bounds_and_both_forms_agree(tmp
     assert a.metadata.frame == scene.metadata.frame and a.metadata.extras["container"] == "zip"
 
 
-def test_palette_size_trades_shn_error_and_empty_scenes_round_trip(tmp_path):
-    scene = capture_like_scene(4000, seed=3)
+def test_palette_size_trades_shn_error_and_empty_scenes_round_trip(tmp_path, capture_like):
+    scene = capture_like(4000, seed=3)
     errors = []
     for palette in (16, 1024):
         back = load_scene(save_scene(scene, tmp_path / f"p{palette}.sog", palette_size=palette))
@@ -246,8 +232,8 @@ def test_palette_size_trades_shn_error_and_empty_scenes_round_trip(tmp_path):
     assert len(empty) == 0
 
 
-def test_writer_produces_the_reference_layout(tmp_path):
-    path = save_scene(capture_like_scene(1000), tmp_path / "a.sog")
+def test_writer_produces_the_reference_layout(tmp_path, capture_like):
+    path = save_scene(capture_like(1000), tmp_path / "a.sog")
     with zipfile.ZipFile(path) as archive:
         meta = json.loads(archive.read("meta.json"))
         assert meta["version"] == 2 and meta["count"] == 1000

@@ -69,17 +69,10 @@ def test_y_up_stage_reads_as_opengl_and_short_arrays_follow_the_schema(tmp_path)
     assert any("opacities has 1 entries" in note for note in scene.metadata.notes)
 
 
-def capture_like(n: int, frame: str) -> GaussianScene:
-    g = torch.Generator().manual_seed(n)
-    scene = GaussianScene(torch.randn(n, 3, generator=g) * 3, torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g) * 0.7 - 4.5, torch.randn(n, generator=g) * 2, torch.randn(n, 16, 3, generator=g) * 0.3)
-    scene.metadata.frame, scene.metadata.metric = frame, frame == "z-up"
-    return scene
-
-
 @pytest.mark.parametrize("name", ["a.usd", "a.usda", "a.usdc"])
 @pytest.mark.parametrize("frame", ["z-up", "unknown", "opengl"])
-def test_round_trip(tmp_path, name, frame):
-    scene = capture_like(300, frame)
+def test_round_trip(tmp_path, name, frame, capture_like):
+    scene = capture_like(300, frame=frame)
     path = save_scene(scene, tmp_path / name)
     assert path.read_bytes()[:8] == (b"#usda 1." if name.endswith(".usda") else b"PXR-USDC")
     back = load_scene(path)
@@ -89,8 +82,8 @@ def test_round_trip(tmp_path, name, frame):
     assert ((back.rotations() * scene.rotations()).sum(-1).abs() > 1 - 1e-6).all()
 
 
-def test_half_precision_round_trip_is_within_half_bounds(tmp_path):
-    scene = capture_like(300, "z-up")
+def test_half_precision_round_trip_is_within_half_bounds(tmp_path, capture_like):
+    scene = capture_like(300, frame="z-up")
     back = load_scene(save_scene(scene, tmp_path / "h.usdc", precision="half"))
     relative = ((back.means - scene.means).abs() / scene.means.abs().clamp_min(1)).max()
     assert relative < 1e-3  # 11-bit mantissa
@@ -99,13 +92,13 @@ def test_half_precision_round_trip_is_within_half_bounds(tmp_path):
     assert (back.sh - scene.sh).abs().max() < 2e-3
 
 
-def test_define_splat_prim_into_an_existing_stage(tmp_path):
+def test_define_splat_prim_into_an_existing_stage(tmp_path, capture_like):
     from pxr import Usd, UsdGeom
 
     stage = Usd.Stage.CreateInMemory()
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     UsdGeom.Xform.Define(stage, "/Bundle")
-    scene = capture_like(40, "z-up")
+    scene = capture_like(40, frame="z-up")
     prim = usd.define_splat_prim(stage, "/Bundle/Background", scene)
     assert prim.GetTypeName() == "ParticleField3DGaussianSplat"
     back = usd.read_splat_prim(prim)
@@ -151,10 +144,10 @@ def test_rotated_parent_transform_rotates_the_gaussians(tmp_path):
     assert abs(float(scene.rotations()[0] @ expected)) > 1 - 1e-6
 
 
-def test_usdz_package_is_read(tmp_path):
+def test_usdz_package_is_read(tmp_path, capture_like):
     from pxr import UsdUtils
 
-    layer = save_scene(capture_like(25, "z-up"), tmp_path / "a.usdc")
+    layer = save_scene(capture_like(25, frame="z-up"), tmp_path / "a.usdc")
     assert UsdUtils.CreateNewUsdzPackage(str(layer), str(tmp_path / "a.usdz"))
     assert detect_format(tmp_path / "a.usdz") == "usd"
     assert len(load_scene(tmp_path / "a.usdz")) == 25

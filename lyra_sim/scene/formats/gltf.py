@@ -42,6 +42,7 @@ from lyra_sim.scene.formats._common import (
     read_file_bytes,
     scene_from_arrays,
     scene_to_arrays,
+    sniff_json,
 )
 from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
@@ -66,14 +67,7 @@ def looks_like_gltf_json(document: Any) -> bool:
 
 
 def is_gltf_json(path: Path, head: bytes) -> bool:
-    if head.lstrip()[:1] != b"{":
-        return False
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            return False
-        return looks_like_gltf_json(json.loads(path.read_bytes().decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError):
-        return False
+    return looks_like_gltf_json(sniff_json(path, head, MAX_JSON_BYTES))
 
 
 # ---------------------------------------------------------------------------------------- reading

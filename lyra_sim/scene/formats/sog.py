@@ -47,7 +47,9 @@ from lyra_sim.scene.formats._common import (
     read_file_bytes,
     scene_from_arrays,
     scene_to_arrays,
+    sniff_json,
     to_uint8_rounded,
+    zip_names,
 )
 from lyra_sim.scene.formats.compressed_ply import morton_order
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
@@ -136,20 +138,10 @@ def is_sog(path: Path, head: bytes) -> bool:
     if path.is_dir():
         meta = path / META_NAME
         return meta.is_file() and is_sog(meta, _read_head(meta, 4096))
-    if head[:4] == ZIP_MAGIC:
-        try:
-            with zipfile.ZipFile(path) as archive:
-                return META_NAME in archive.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            return False
-    if not head.lstrip()[:1] == b"{":
-        return False
-    try:
-        if path.stat().st_size > MAX_META_BYTES:
-            return False
-        return looks_like_sog_meta(json.loads(path.read_bytes().decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError):
-        return False
+    names = zip_names(path, head)
+    if names is not None:
+        return META_NAME in names
+    return looks_like_sog_meta(sniff_json(path, head, MAX_META_BYTES))
 
 
 # ---------------------------------------------------------------------------------------- images

@@ -27,7 +27,6 @@ lose precision beyond a few hundred units: use it for small objects only).
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from lyra_sim.scene.formats._common import (
     normalized_quaternions,
     scene_from_arrays,
     scene_to_arrays,
+    zip_names,
 )
 from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
@@ -69,13 +69,7 @@ def is_usd(head: bytes) -> bool:
 
 def is_usdz(path: Path, head: bytes) -> bool:
     """A USDZ package: a zip whose first entry is a USD layer (read-only support)."""
-    if head[:4] != b"PK\x03\x04":
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return False
+    names = zip_names(path, head)
     return bool(names) and names[0].lower().endswith((".usd", ".usda", ".usdc"))
 
 
@@ -96,22 +90,18 @@ def define_splat_prim(stage, prim_path: str, scene: GaussianScene, *, precision:
     scales = np.exp(arrays["log_scales"].astype(np.float64))
     opacities = logit_to_alpha(arrays["opacity_logits"])
     coefficients = arrays["sh"].reshape(n * arrays["sh"].shape[1], 3)
+    # The float attributes and their half twins ("positionsh", ...) differ only in name and type.
     if precision == "float":
-        as_f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-        splats.CreatePositionsAttr().Set(Vt.Vec3fArray.FromNumpy(as_f32(arrays["means"])))
-        splats.CreateOrientationsAttr().Set(Vt.QuatfArray.FromNumpy(as_f32(xyzw)))
-        splats.CreateScalesAttr().Set(Vt.Vec3fArray.FromNumpy(as_f32(scales)))
-        splats.CreateOpacitiesAttr().Set(Vt.FloatArray.FromNumpy(as_f32(opacities)))
-        sh_attribute = splats.CreateRadianceSphericalHarmonicsCoefficientsAttr()
-        sh_attribute.Set(Vt.Vec3fArray.FromNumpy(as_f32(coefficients)))
+        suffix, dtype, vec3, quat, scalar = "", np.float32, Vt.Vec3fArray, Vt.QuatfArray, Vt.FloatArray
     else:
-        as_f16 = lambda a: np.ascontiguousarray(np.clip(a, -65504, 65504), dtype=np.float16)  # noqa: E731
-        splats.CreatePositionshAttr().Set(Vt.Vec3hArray.FromNumpy(as_f16(arrays["means"])))
-        splats.CreateOrientationshAttr().Set(Vt.QuathArray.FromNumpy(as_f16(xyzw)))
-        splats.CreateScaleshAttr().Set(Vt.Vec3hArray.FromNumpy(as_f16(scales)))
-        splats.CreateOpacitieshAttr().Set(Vt.HalfArray.FromNumpy(as_f16(opacities)))
-        sh_attribute = splats.CreateRadianceSphericalHarmonicsCoefficientshAttr()
-        sh_attribute.Set(Vt.Vec3hArray.FromNumpy(as_f16(coefficients)))
+        suffix, dtype, vec3, quat, scalar = "h", np.float16, Vt.Vec3hArray, Vt.QuathArray, Vt.HalfArray
+    limit = np.finfo(dtype).max
+    values = {"Positions": (arrays["means"], vec3), "Orientations": (xyzw, quat), "Scales": (scales, vec3), "Opacities": (opacities, scalar)}
+    values["RadianceSphericalHarmonicsCoefficients"] = (coefficients, vec3)
+    for name, (array, array_type) in values.items():
+        attribute = getattr(splats, f"Create{name}{suffix}Attr")()
+        attribute.Set(array_type.FromNumpy(np.ascontiguousarray(np.clip(array, -limit, limit), dtype=dtype)))
+    sh_attribute = getattr(splats, f"GetRadianceSphericalHarmonicsCoefficients{suffix}Attr")()
     splats.CreateRadianceSphericalHarmonicsDegreeAttr().Set(int(scene.sh_degree))
     # Renderers that stripe the coefficients as a primvar read elementSize (Pixar's converter sets it).
     primvar = UsdGeom.Primvar(sh_attribute)
