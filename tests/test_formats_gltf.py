@@ -8,11 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import struct
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lyra_sim import GaussianScene, SceneFormatError
 from lyra_sim.scene.formats import gltf
@@ -265,3 +270,24 @@ def test_corrupted_containers_raise_scene_format_error(tmp_path, mutate, capture
 def test_glb_reader_is_the_module_entry(tmp_path, capture_like):
     path = save_scene(capture_like(10, frame="unknown"), tmp_path / "x.glb")
     assert len(gltf.read_gltf(path)) == 10
+
+
+FUZZ_SETTINGS = settings(max_examples=int(os.environ.get("LYRA_FUZZ_EXAMPLES", "40")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+SEED_GLB = write_glb(Path(tempfile.mkdtemp()) / "seed.glb", *minimal_document()).read_bytes()
+
+
+@FUZZ_SETTINGS
+@given(st.data())
+def test_fuzzed_glb_raises_only_scene_format_error(data):
+    blob = bytearray(SEED_GLB)
+    for _ in range(data.draw(st.integers(1, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "f.glb"
+        path.write_bytes(bytes(blob))
+        try:
+            load_scene(path, invalid="keep")
+        except SceneFormatError as error:
+            assert str(path) in str(error)

@@ -5,6 +5,7 @@ helpers, corrupted stages."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -151,3 +152,21 @@ def test_usdz_package_is_read(tmp_path, capture_like):
     assert UsdUtils.CreateNewUsdzPackage(str(layer), str(tmp_path / "a.usdz"))
     assert detect_format(tmp_path / "a.usdz") == "usd"
     assert len(load_scene(tmp_path / "a.usdz")) == 25
+
+
+def test_corrupted_crate_files_raise_only_scene_format_error(tmp_path, capture_like):
+    """Byte flips and truncations of a .usdc: USD's own errors surface as SceneFormatError."""
+    data = save_scene(capture_like(20, frame="z-up"), tmp_path / "seed.usdc").read_bytes()
+    rng = np.random.default_rng(0)
+    for index in range(int(os.environ.get("LYRA_FUZZ_EXAMPLES", "40"))):
+        blob = bytearray(data)
+        for position in rng.integers(0, len(blob), size=rng.integers(1, 9)):
+            blob[position] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            blob = blob[: rng.integers(0, len(blob))]
+        path = tmp_path / f"f{index}.usdc"
+        path.write_bytes(bytes(blob))
+        try:
+            load_scene(path, invalid="keep")
+        except SceneFormatError as error:
+            assert str(path) in str(error)

@@ -188,15 +188,18 @@ def read_usd(path) -> GaussianScene:
     """Every ParticleField3DGaussianSplat of a USD stage, placed in world space, in metres when declared."""
     _, _, Usd, UsdGeom, _, _ = _pxr()
     path = Path(path)
-    if path.suffix.lower() in USD_EXTENSIONS:
-        stage = _open_stage(path, path)
-    else:  # USD picks its reader by extension; "usd" sniffs text or crate from the content
-        with tempfile.TemporaryDirectory() as folder:
+    _pxr()
+    from pxr import Tf
+
+    try:
+        if path.suffix.lower() in USD_EXTENSIONS:
+            return _read_stage(_open_stage(path, path), path)
+        with tempfile.TemporaryDirectory() as folder:  # USD picks its reader by extension; "usd" sniffs text or crate
             alias = Path(folder) / "stage.usd"
             alias.symlink_to(path.resolve())
-            stage = _open_stage(alias, path)
-            return _read_stage(stage, path)
-    return _read_stage(stage, path)
+            return _read_stage(_open_stage(alias, path), path)
+    except Tf.ErrorException as error:  # a corrupt layer often fails only when a value is unpacked
+        raise format_error(path, f"corrupt USD data: {str(error).strip().splitlines()[-1][:300]}") from None
 
 
 def _open_stage(file: Path, path: Path):
