@@ -230,6 +230,11 @@ def corrupt_cases():
     bad = json.loads(json.dumps(document))
     bad["meshes"][0]["primitives"][0]["extensions"] = {}
     yield "no splat primitive", bad, blob, "no mesh primitive"
+    bad = json.loads(json.dumps(document))
+    primitive = bad["meshes"][0]["primitives"][0]
+    primitive["attributes"] = {"POSITION": 0}
+    primitive["extensions"]["KHR_gaussian_splatting"]["extensions"] = {"KHR_gaussian_splatting_compression_spz_2": {"bufferView": 0}}
+    yield "compressed splats", bad, blob, "compression_spz_2, which lyra-sim cannot decode"
 
 
 @pytest.mark.parametrize("case", list(corrupt_cases()), ids=lambda case: case[0])

@@ -327,6 +327,9 @@ def _read_primitive(document: _Document, primitive: dict, extension: dict, where
         notes.append(f"{where}: kernel {extension.get('kernel')!r} read as the ellipse kernel")
     missing = [name for name in ("POSITION", PREFIX + "ROTATION", PREFIX + "SCALE", PREFIX + "OPACITY") if name not in attributes]
     if missing:
+        nested = sorted((extension.get("extensions") or {}) if isinstance(extension.get("extensions"), dict) else [])
+        if nested:
+            raise document.error(f"{where} stores its splats through {', '.join(nested)}, which lyra-sim cannot decode")
         raise document.error(f"{where} lacks required attribute(s) {', '.join(missing)}")
     means = document.accessor(attributes["POSITION"], (3,))
     n = len(means)
