@@ -126,3 +126,12 @@ def test_convert_every_readable_to_every_writable_format(tmp_path, capsys, sourc
         for axis in range(3):
             a, b = torch.sort(back.means[:, axis]).values, torch.sort(scene.means[:, axis]).values
             assert torch.allclose(a, b, atol=2 * tolerance + 1e-5), (source, target, (a - b).abs().max())
+
+
+def test_convert_reads_a_capture_folder(tmp_path, capsys):
+    folder = tmp_path / "out" / "point_cloud" / "iteration_30000"
+    folder.mkdir(parents=True)
+    save_scene(make_scene(33), folder / "point_cloud.ply")
+    assert main(["convert", str(tmp_path / "out"), str(tmp_path / "scene.glb")]) == 0
+    assert "wrote 33 Gaussians" in capsys.readouterr().out
+    assert len(load_scene(tmp_path / "scene.glb")) == 33
