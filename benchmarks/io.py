@@ -28,6 +28,7 @@ from lyra_sim import GaussianScene
 from lyra_sim.scene.formats.compressed_ply import morton_order
 from lyra_sim.scene.formats.ply import inria_property_names
 from lyra_sim.scene.io import load_scene, save_scene
+from lyra_sim.scene.sh import eval_sh
 from lyra_sim.io_utils import write_json
 from timing import time_call  # benchmarks/timing.py
 
@@ -127,7 +128,13 @@ def round_trip_errors(original: GaussianScene, back: GaussianScene, case: str) -
         "opacity_max_abs": (back.opacities() - original.opacities()).abs().max().item(),
         "sh0_mean_abs": (back.sh[:, 0] - original.sh[:, 0]).abs().mean().item(),
         "shN_relative_rms": None,
+        "colour_rms": None,
+        "colour_max": None,
     }
+    if back.sh_degree == original.sh_degree:  # view-dependent colour along one random direction per Gaussian
+        directions = torch.nn.functional.normalize(torch.randn(len(original), 3, generator=torch.Generator().manual_seed(1)), dim=-1)
+        difference = (eval_sh(back.sh, directions) - eval_sh(original.sh, directions)).abs()
+        errors.update(colour_rms=difference.pow(2).mean().sqrt().item(), colour_max=difference.max().item())
     if back.sh_degree == original.sh_degree and original.sh_degree > 0:
         signal = original.sh[:, 1:].double().pow(2).mean().sqrt()
         errors["shN_relative_rms"] = ((back.sh[:, 1:].double() - original.sh[:, 1:].double()).pow(2).mean().sqrt() / signal).item()
@@ -152,7 +159,10 @@ def trained_scene_errors(path: Path, folder: Path) -> list[dict]:
 
 def print_errors(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
-    header = f"{'case':<30}{'pos max':>10}{'pos rel':>10}{'rot deg':>9}{'rot max':>9}{'lnS mean':>10}{'lnS max':>9}{'alpha':>8}{'dc mean':>9}{'shN rel':>9}"
+    header = (
+        f"{'case':<30}{'pos max':>10}{'pos rel':>10}{'rot deg':>9}{'rot max':>9}{'lnS mean':>10}{'lnS max':>9}{'alpha':>8}"
+        f"{'dc mean':>9}{'shN rel':>9}{'rgb rms':>9}{'rgb max':>9}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -164,6 +174,7 @@ def print_errors(title: str, rows: list[dict]) -> None:
             f"{row['case']:<30}{cell('position_max_abs', 10, '.2e')}{cell('position_max_relative', 10, '.2e')}{cell('rotation_deg_mean', 9, '.3f')}"
             f"{cell('rotation_deg_max', 9, '.3f')}{cell('log_scale_mean_abs', 10, '.2e')}{cell('log_scale_max_abs', 9, '.3f')}"
             f"{cell('opacity_max_abs', 8, '.4f')}{cell('sh0_mean_abs', 9, '.2e')}{cell('shN_relative_rms', 9, '.3f')}"
+            f"{cell('colour_rms', 9, '.4f')}{cell('colour_max', 9, '.3f')}"
         )
 
 
