@@ -502,7 +502,5 @@ def _to_uint8(rgb: torch.Tensor) -> np.ndarray:  # [H, W, 3] float in [0, 1] -> 
     return (rgb.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).numpy()
 
 
-def yaw_of(orientation_xyzw: Sequence[float]) -> float:
-    """Heading (rotation about +Z) of a quaternion, in radians."""
-    x, y, z, w = orientation_xyzw
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+# The rotation helpers live in lyra_sim.rotations; tasks import yaw_of from here.
+from lyra_sim.rotations import yaw_of  # noqa: E402,F401

@@ -4,19 +4,23 @@
 log-scales shift by log(scale) and the view-dependent SH bands 1-3 are rotated exactly, so the
 colour seen along R d after the transform equals the colour seen along d before it.
 
-This module may import torch, numpy and ``lyra_sim.scene`` (``gaussian_scene``, ``sh``) only.
+This module may import torch, numpy, ``lyra_sim.rotations`` and ``lyra_sim.scene.sh`` only
+(``gaussian_scene`` for type hints: it imports this module).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_multiply
+from lyra_sim.rotations import matrix_to_quat, quat_multiply
 from lyra_sim.scene.sh import sh_basis, sh_degree_from_bases
+
+if TYPE_CHECKING:  # a runtime import would close a circle: gaussian_scene imports this module
+    from lyra_sim.scene.gaussian_scene import GaussianScene
 
 # How far a rotation matrix may be from orthonormal with det +1 (float32 inputs round-trip).
 _ROTATION_TOLERANCE = 1e-4

@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, quat_to_matrix
+from lyra_sim.rotations import quat_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.sh import sh_degree_from_bases
 from lyra_sim.scene.transforms import sh_rotation_matrices
 

@@ -45,6 +45,7 @@ from lyra_sim.scene.formats._common import (
     sniff_json,
 )
 from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 GLB_MAGIC = b"glTF"
@@ -434,3 +435,10 @@ def write_gltf(scene: GaussianScene, path, *, binary: bool = True, keep_frame: b
         handle.write(struct.pack("<4sII", GLB_MAGIC, 2, 12 + len(chunks)))
         handle.write(chunks)
 
+
+
+FORMAT = SceneFormatSpec(
+    "gltf", lambda path, head: is_glb(head) or is_gltf_json(path, head), read_gltf, write_gltf, extensions=(".glb", ".gltf"),
+    max_sh_degree=3, write_options=("binary", "keep_frame", "color_space"), unsniffed=lambda path: None,
+    options_from_name=lambda path: {"binary": not path.name.lower().endswith(".gltf")},
+)

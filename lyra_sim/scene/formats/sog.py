@@ -52,6 +52,7 @@ from lyra_sim.scene.formats._common import (
     zip_names,
 )
 from lyra_sim.scene.formats.compressed_ply import morton_order
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -619,3 +620,11 @@ def _encode_webp(image: np.ndarray, method: int, quality: int) -> bytes:
     # exact=True keeps the RGB of fully transparent texels (sh0 alpha 0 is a valid opacity byte).
     Image.fromarray(image, "RGBA").save(buffer, format="WEBP", lossless=True, quality=quality, method=method, exact=True)
     return buffer.getvalue()
+
+
+FORMAT = SceneFormatSpec(
+    "sog", is_sog, read_sog, write_sog, extensions=(".sog", "meta.json"), max_sh_degree=3,
+    write_options=("bundle", "sort", "palette_size", "iterations", "webp_method", "webp_quality"), folders=True,
+    unsniffed=lambda path: None,  # a broken meta.json or .sog: the reader says what is wrong
+    options_from_name=lambda path: {"bundle": not path.name.lower().endswith(".json")},
+)

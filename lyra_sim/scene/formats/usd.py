@@ -43,6 +43,7 @@ from lyra_sim.scene.formats._common import (
     zip_names,
 )
 from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 PRIM_TYPE = "ParticleField3DGaussianSplat"
@@ -282,3 +283,10 @@ def write_usd(scene: GaussianScene, path, *, encoding: str = "usdc", precision: 
     layer.comment = "Gaussian splats written by lyra-sim"
     if not layer.Export(str(path), args={"format": encoding}):
         raise OSError(f"cannot write the USD layer to {path}")
+
+
+FORMAT = SceneFormatSpec(
+    "usd", lambda path, head: is_usd(head) or is_usdz(path, head), read_usd, write_usd, extensions=(".usd", ".usda", ".usdc"),
+    max_sh_degree=3, write_options=("encoding", "precision", "keep_frame"), unsniffed=lambda path: None,
+    options_from_name=lambda path: {"encoding": "usda" if path.name.lower().endswith(".usda") else "usdc"},
+)
