@@ -45,6 +45,7 @@ from lyra_sim.scene.formats._common import (
     logit_to_alpha,
     normalized_quaternions,
     read_file_bytes,
+    read_file_head,
     scene_from_arrays,
     scene_to_arrays,
     sniff_json,
@@ -77,7 +78,7 @@ class SogSource:
         self.archive: zipfile.ZipFile | None = None
         if path.is_dir():
             self.folder, meta_name = path, META_NAME
-        elif path.is_file() and _read_head(path, 4) == ZIP_MAGIC:
+        elif path.is_file() and read_file_head(path, 4) == ZIP_MAGIC:
             self.folder, meta_name = None, META_NAME
             try:
                 self.archive = zipfile.ZipFile(path)
@@ -125,11 +126,6 @@ class SogSource:
         return data
 
 
-def _read_head(path: Path, size: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(size)
-
-
 def looks_like_sog_meta(meta: Any) -> bool:
     return isinstance(meta, dict) and isinstance(meta.get("means"), dict) and isinstance(meta.get("quats"), dict)
 
@@ -138,7 +134,7 @@ def is_sog(path: Path, head: bytes) -> bool:
     """A folder holding a SOG meta.json, a SOG meta.json itself, or a zip with meta.json at its root."""
     if path.is_dir():
         meta = path / META_NAME
-        return meta.is_file() and is_sog(meta, _read_head(meta, 4096))
+        return meta.is_file() and is_sog(meta, read_file_head(meta, 4096))
     names = zip_names(path, head)
     if names is not None:
         return META_NAME in names
