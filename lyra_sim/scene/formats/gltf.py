@@ -72,7 +72,7 @@ def is_gltf_json(path: Path, head: bytes) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- reading
-def _parse_container(path: Path, data: bytes) -> tuple[dict, bytes | None]:
+def _parse_container(path: Path, data: bytes) -> tuple[dict, memoryview | None]:
     """The JSON document and the GLB binary chunk (None for .gltf)."""
     if not is_glb(data):
         try:
@@ -91,10 +91,10 @@ def _parse_container(path: Path, data: bytes) -> tuple[dict, bytes | None]:
         size, kind = struct.unpack_from("<II", data, offset)
         if offset + 8 + size > len(data):
             raise format_error(path, f"GLB chunk at byte {offset} runs past the end ({size} bytes)")
-        body = data[offset + 8 : offset + 8 + size]
+        body = memoryview(data)[offset + 8 : offset + 8 + size]  # no copy of the (large) binary chunk
         if kind == CHUNK_JSON and document is None:
             try:
-                document = json.loads(body.decode("utf-8"))
+                document = json.loads(bytes(body).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
                 raise format_error(path, f"GLB JSON chunk is not valid JSON: {error}") from None
         elif kind == CHUNK_BIN and binary is None:
@@ -108,11 +108,11 @@ def _parse_container(path: Path, data: bytes) -> tuple[dict, bytes | None]:
 class _Document:
     """Typed access to one glTF document's buffers, views and accessors, with bounds checks."""
 
-    def __init__(self, path: Path, document: dict, binary: bytes | None) -> None:
+    def __init__(self, path: Path, document: dict, binary: bytes | memoryview | None) -> None:
         if not looks_like_gltf_json(document):
             raise format_error(path, "JSON has no glTF 'asset.version'")
         self.path, self.document, self.binary = path, document, binary
-        self._buffers: dict[int, bytes] = {}
+        self._buffers: dict[int, bytes | memoryview] = {}
 
     def error(self, message: str):
         return format_error(self.path, message)
@@ -129,7 +129,7 @@ class _Document:
             raise self.error(f"{key}[{index!r}] does not exist ({len(items)} {key})"[:200])
         return items[index]
 
-    def buffer(self, index: int) -> bytes:
+    def buffer(self, index: int) -> bytes | memoryview:
         if index in self._buffers:
             return self._buffers[index]
         buffer = self.item("buffers", index)
@@ -159,7 +159,7 @@ class _Document:
         self._buffers[index] = data[:length]
         return self._buffers[index]
 
-    def accessor(self, index: Any, widths: tuple[int, ...]) -> np.ndarray:  # [count, width] float64
+    def accessor(self, index: Any, widths: tuple[int, ...]) -> np.ndarray:  # [count, width] float32 (float data) or float64
         accessor = self.item("accessors", index)
         kind = accessor.get("type")
         if kind not in TYPE_WIDTHS or TYPE_WIDTHS[kind] not in widths:
@@ -194,10 +194,9 @@ class _Document:
         if needed > view_length:
             raise self.error(f"accessors[{index}] needs {needed} bytes, its bufferView holds {view_length}")
         values = np.ndarray((count, width), dtype=dtype, buffer=buffer, offset=view_offset + offset, strides=(stride, dtype.itemsize))
-        values = values.astype(np.float64)
         if accessor.get("normalized") is True and normaliser is not None:
-            values = np.maximum(values / normaliser, -1.0)
-        return values
+            return np.maximum(values.astype(np.float64) / normaliser, -1.0)
+        return values.astype(np.float32 if dtype.kind == "f" else np.float64)  # float data stays float32
 
 
 def read_gltf(path, data: bytes | None = None) -> GaussianScene:
@@ -348,14 +347,14 @@ def _read_primitive(document: _Document, primitive: dict, extension: dict, where
         log_scales = scales  # pre-ratification drafts stored log-space scales
         notes.append(f"{where}: SCALE has negative values, read as log-space (pre-ratification draft layout)")
     else:
-        log_scales = np.log(np.maximum(scales, 1e-30))
+        log_scales = np.log(np.maximum(scales.astype(np.float64), 1e-30))
     degree = 0
     while degree < 3 and all(f"{PREFIX}SH_DEGREE_{degree + 1}_COEF_{m}" in attributes for m in range(2 * degree + 3)):
         degree += 1
     partial = [name for name in attributes if name.startswith(f"{PREFIX}SH_DEGREE_{degree + 1}_")]
     if partial:
         raise document.error(f"{where}: SH degree {degree + 1} is partially defined ({', '.join(sorted(partial))})")
-    sh = np.zeros((n, (degree + 1) ** 2, 3))
+    sh = np.zeros((n, (degree + 1) ** 2, 3), dtype=np.float32)
     if PREFIX + "SH_DEGREE_0_COEF_0" in attributes:
         for band in range(degree + 1):
             for m in range(2 * band + 1):
