@@ -6,7 +6,7 @@ exactly (Sigma' = A Sigma A^T, refactored by SVD into a rotation and axis scales
 the SH by the rotation part of A. ``to_file_frame_rotation`` names the rotation a writer applies
 to bring a scene into a +Y-up file (glTF, Y-up USD).
 
-This module may import numpy, torch and ``lyra_sim.scene`` only.
+This module may import numpy, torch, ``lyra_sim.rotations`` and ``lyra_sim.scene`` only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import torch
 
 from lyra_sim.scene.formats._common import scene_from_arrays, scene_to_arrays
 from lyra_sim.scene.formats.spz import flip_rdf_rub
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_to_matrix
+from lyra_sim.rotations import matrix_to_quat, quat_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.transforms import decompose_similarity, rotate_sh, transform_scene
 
 # Frame conventions of SceneMetadata.frame -> rotation into a right-handed +Y-up frame.

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lyra_sim.rotations import quat_xyzw_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
 from lyra_sim.scene.formats._common import (
     alpha_to_logit,
     format_error,
@@ -275,17 +276,9 @@ def _node_matrix(document: _Document, node: dict, index: int) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
 
     translation, rotation, scale = vector("translation", [0, 0, 0]), vector("rotation", [0, 0, 0, 1]), vector("scale", [1, 1, 1])
-    norm = np.linalg.norm(rotation)
-    if norm < 1e-12:
+    if np.linalg.norm(rotation) < 1e-12:
         raise document.error(f"nodes[{index}].rotation is a zero quaternion")
-    x, y, z, w = rotation / norm
-    rotation_matrix = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    rotation_matrix = quat_xyzw_to_matrix(rotation)
     matrix[:3, :3] = rotation_matrix * scale[None, :]
     matrix[:3, 3] = translation
     return matrix
@@ -367,7 +360,7 @@ def _read_primitive(document: _Document, primitive: dict, extension: dict, where
         notes.append(f"{where}: no colour attributes; Gaussians are grey")
     if (opacity < 0).any() or (opacity > 1).any():
         notes.append(f"{where}: OPACITY values outside [0, 1] clamped")
-    quats = np.concatenate([xyzw[:, 3:4], xyzw[:, :3]], axis=1)
+    quats = xyzw_to_wxyz(xyzw)
     metadata = SceneMetadata(format="gltf", frame="opengl")
     return scene_from_arrays(means, quats, log_scales, alpha_to_logit(np.clip(opacity, 0.0, 1.0)), sh, metadata)
 
@@ -390,7 +383,7 @@ def write_gltf(scene: GaussianScene, path, *, binary: bool = True, keep_frame: b
     if n:
         columns = [
             ("POSITION", arrays["means"], "VEC3"),
-            (PREFIX + "ROTATION", np.concatenate([quats[:, 1:], quats[:, :1]], axis=1), "VEC4"),
+            (PREFIX + "ROTATION", wxyz_to_xyzw(quats), "VEC4"),
             (PREFIX + "SCALE", np.exp(arrays["log_scales"].astype(np.float64)), "VEC3"),
             (PREFIX + "OPACITY", logit_to_alpha(arrays["opacity_logits"]), "SCALAR"),
         ]

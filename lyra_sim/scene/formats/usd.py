@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from lyra_sim.errors import MissingDependencyError
+from lyra_sim.rotations import wxyz_to_xyzw, xyzw_to_wxyz
 from lyra_sim.scene.formats._common import (
     alpha_to_logit,
     format_error,
@@ -88,7 +89,7 @@ def define_splat_prim(stage, prim_path: str, scene: GaussianScene, *, precision:
     arrays = scene_to_arrays(scene)
     n = len(scene)
     quats = normalized_quaternions(arrays["quats"])
-    xyzw = np.ascontiguousarray(np.concatenate([quats[:, 1:], quats[:, :1]], axis=1))
+    xyzw = np.ascontiguousarray(wxyz_to_xyzw(quats))
     scales = np.exp(arrays["log_scales"].astype(np.float64))
     opacities = logit_to_alpha(arrays["opacity_logits"])
     coefficients = arrays["sh"].reshape(n * arrays["sh"].shape[1], 3)
@@ -182,7 +183,7 @@ def read_splat_prim(prim, notes: list[str] | None = None, path=None) -> Gaussian
         notes.append(f"{where}: negative scales read by magnitude")
     if (opacity < 0).any() or (opacity > 1).any():
         notes.append(f"{where}: opacities outside [0, 1] clamped")
-    quats = np.concatenate([xyzw[:, 3:4], xyzw[:, :3]], axis=1)
+    quats = xyzw_to_wxyz(xyzw)
     metadata = SceneMetadata(format="usd")
     log_scales = np.log(np.maximum(np.abs(scales.astype(np.float64)), 1e-30))
     return scene_from_arrays(means, quats, log_scales, alpha_to_logit(np.clip(opacity, 0.0, 1.0)), sh, metadata)
