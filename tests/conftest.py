@@ -153,3 +153,29 @@ def capture_like_scene(n: int, seed: int = 0, frame: str = "unknown") -> Gaussia
 def capture_like():
     """The :func:`capture_like_scene` builder."""
     return capture_like_scene
+
+
+def load_mutated_file(seed: bytes, data, suffix: str) -> None:
+    """Hypothesis body for reader fuzzing: flip 1-8 bytes of ``seed`` (``data`` is ``st.data()``),
+    maybe truncate it, and check that ``load_scene`` returns a scene or raises
+    ``SceneFormatError`` naming the file, never anything else."""
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import strategies as st
+
+    from lyra_sim import SceneFormatError
+    from lyra_sim.scene.io import load_scene
+
+    blob = bytearray(seed)
+    for _ in range(data.draw(st.integers(1, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(bytes(blob))
+        try:
+            load_scene(path, invalid="keep")
+        except SceneFormatError as error:
+            assert str(path) in str(error)

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import load_mutated_file
 from lyra_sim import GaussianScene, SceneFormatError
 from lyra_sim.scene.formats import sog
 from lyra_sim.scene.formats.compressed_ply import morton_order
@@ -329,18 +330,7 @@ SEED_ARCHIVE = _seed_archive()
 @FUZZ_SETTINGS
 @given(st.data())
 def test_fuzzed_sog_archives_raise_only_scene_format_error(data):
-    blob = bytearray(SEED_ARCHIVE)
-    for _ in range(data.draw(st.integers(1, 8))):
-        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
-    if data.draw(st.booleans()):
-        blob = blob[: data.draw(st.integers(0, len(blob)))]
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "f.sog"
-        path.write_bytes(bytes(blob))
-        try:
-            load_scene(path, invalid="keep")
-        except SceneFormatError as error:
-            assert str(path) in str(error)
+    load_mutated_file(SEED_ARCHIVE, data, ".sog")
 
 
 def test_codebook_keeps_levels_for_rare_tail_values():

@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("pxr", reason="USD splats need the [usd] extra (usd-core)")
 
-from lyra_sim import GaussianScene, SceneFormatError  # noqa: E402
+from lyra_sim import SceneFormatError  # noqa: E402
 from lyra_sim.scene.formats import usd  # noqa: E402
 from lyra_sim.scene.io import detect_format, load_scene, save_scene  # noqa: E402
 
