@@ -30,6 +30,7 @@ DecoderPreset = Literal["tiny", "base"]
 DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
+ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
 
 
 def check_choice(value: str, choices, name: str) -> str:

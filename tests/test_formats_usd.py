@@ -100,7 +100,7 @@ def test_define_splat_prim_into_an_existing_stage(tmp_path, capture_like):
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     UsdGeom.Xform.Define(stage, "/Bundle")
     scene = capture_like(40, frame="z-up")
-    prim = usd.define_splat_prim(stage, "/Bundle/Background", scene)
+    prim = usd.define_splat_prim(stage, "/Bundle/Background", scene).GetPrim()
     assert prim.GetTypeName() == "ParticleField3DGaussianSplat"
     back = usd.read_splat_prim(prim)
     assert torch.allclose(back.means, scene.means) and back.sh_degree == 3

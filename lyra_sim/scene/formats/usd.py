@@ -21,7 +21,8 @@ metersPerUnit 1, and records the source frame in the layer's customLayerData so 
 restores it. Half precision (``precision="half"``) stores ~3 significant digits (positions
 lose precision beyond a few hundred units: use it for small objects only).
 
-``define_splat_prim`` / ``read_splat_prim`` work on a stage you hold (bundle exporters use them).
+``define_splat_prim`` / ``read_splat_prim`` work on a stage you hold: the one implementation of the
+schema, shared by the scene-file format here and the bundle USD export (``converters/usd_stage.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from lyra_sim.scene.formats._common import (
 from lyra_sim.scene.formats._placement import apply_affine, rotate_frame, to_y_up_rotation
 from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
+from lyra_sim.scene.sh import SH_C0
 
-PRIM_TYPE = "ParticleField3DGaussianSplat"
+PRIM_TYPE = SPLAT_PRIM_TYPE = "ParticleField3DGaussianSplat"
 USDC_MAGIC = b"PXR-USDC"
 USDA_MAGIC = b"#usda"
 USD_EXTENSIONS = (".usd", ".usda", ".usdc", ".usdz")
@@ -56,14 +58,16 @@ LAYER_RECORD = "lyra_sim"
 Precision = str  # "float" or "half"
 
 
-def _pxr():
+def import_pxr():
+    """The ``pxr`` modules lyra-sim uses (Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdVol, Vt), or
+    ``MissingDependencyError`` naming the extra to install."""
     try:
-        from pxr import Gf, Sdf, Usd, UsdGeom, UsdVol, Vt
-    except ImportError:
-        raise MissingDependencyError("reading or writing USD splats needs usd-core: pip install 'lyra-sim[usd]'") from None
+        from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdVol, Vt
+    except ImportError as error:
+        raise MissingDependencyError(f"OpenUSD support needs the usd-core package ({error}); `pip install 'lyra-sim[usd]'`") from None
     if not hasattr(UsdVol, PRIM_TYPE):
-        raise MissingDependencyError("the installed usd-core has no UsdVol.ParticleField3DGaussianSplat (needs OpenUSD 26.03+)")
-    return Gf, Sdf, Usd, UsdGeom, UsdVol, Vt
+        raise MissingDependencyError("this usd-core has no UsdVol.ParticleField3DGaussianSplat (needs OpenUSD 26.03 or newer); `pip install -U usd-core`")
+    return Gf, Sdf, Usd, UsdGeom, UsdPhysics, UsdVol, Vt
 
 
 def is_usd(head: bytes) -> bool:
@@ -78,13 +82,20 @@ def is_usdz(path: Path, head: bytes) -> bool:
 
 # ---------------------------------------------------------------------------------------- prims
 def define_splat_prim(stage, prim_path: str, scene: GaussianScene, *, precision: Precision = "float"):
-    """Author ``scene`` (coordinates as they are) as a ParticleField3DGaussianSplat at ``prim_path``.
+    """Author ``scene`` as a ParticleField3DGaussianSplat at ``prim_path`` of an open ``stage``.
 
-    Returns the prim. ``precision`` "half" writes the ``...h`` attributes instead of the float ones.
+    The values are written in the prim's local frame exactly as the scene's means are: the
+    caller owns the stage (upAxis, metersPerUnit, parent transforms, saving); missing parents
+    become untyped prims. An empty scene gives a valid empty prim. ``precision`` "half" writes
+    the ``...h`` attributes (half the size, ~3 significant digits) instead of the float ones.
+    Also authors ``primvars:displayColor`` (the base colour) for viewers without splat support.
+
+    Returns:
+        The ``UsdVol.ParticleField3DGaussianSplat`` schema object (``.GetPrim()`` for the prim).
     """
     if precision not in ("float", "half"):
         raise ValueError(f"precision={precision!r} is not valid; choose 'float' or 'half'")
-    _, _, _, UsdGeom, UsdVol, Vt = _pxr()
+    _, Sdf, _, UsdGeom, _, UsdVol, Vt = import_pxr()
     splats = UsdVol.ParticleField3DGaussianSplat.Define(stage, prim_path)
     arrays = scene_to_arrays(scene)
     n = len(scene)
@@ -111,10 +122,13 @@ def define_splat_prim(stage, prim_path: str, scene: GaussianScene, *, precision:
     primvar = UsdGeom.Primvar(sh_attribute)
     primvar.SetElementSize(int(arrays["sh"].shape[1]))
     primvar.SetInterpolation(UsdGeom.Tokens.vertex)
+    extent = np.stack([arrays["means"].min(0), arrays["means"].max(0)]) if n else np.zeros((2, 3))
+    splats.CreateExtentAttr().Set(Vt.Vec3fArray.FromNumpy(extent.astype(np.float32)))
     if n:
-        low, high = arrays["means"].min(0), arrays["means"].max(0)
-        splats.CreateExtentAttr().Set(Vt.Vec3fArray.FromNumpy(np.stack([low, high]).astype(np.float32)))
-    return splats.GetPrim()
+        colours = np.clip(0.5 + SH_C0 * arrays["sh"][:, 0, :], 0.0, 1.0).astype(np.float32)
+        display = UsdGeom.PrimvarsAPI(splats.GetPrim()).CreatePrimvar("displayColor", Sdf.ValueTypeNames.Color3fArray, UsdGeom.Tokens.vertex)
+        display.Set(Vt.Vec3fArray.FromNumpy(colours))
+    return splats
 
 
 def _value(attribute, notes: list[str], where: str):
@@ -131,11 +145,19 @@ def _value(attribute, notes: list[str], where: str):
 
 
 def read_splat_prim(prim, notes: list[str] | None = None, path=None) -> GaussianScene:
-    """The Gaussians of one ParticleField3DGaussianSplat prim, in its local space."""
-    _, _, _, _, UsdVol, _ = _pxr()
+    """The Gaussians of one ParticleField3DGaussianSplat prim, in its local space (raw parameters).
+
+    Float attributes are preferred to their half twins; missing orientations, scales or
+    opacities take the schema's fallbacks (identity, unit, opaque), missing or too few SH
+    coefficients give grey degree 0; remarks go to ``notes``. Errors name ``path`` (default:
+    the layer and prim path).
+    """
+    UsdVol = import_pxr()[5]
     notes = [] if notes is None else notes
     where = str(prim.GetPath())
-    path = path or where
+    path = path or f"{prim.GetStage().GetRootLayer().identifier}:{where}"
+    if prim.GetTypeName() != PRIM_TYPE:
+        raise format_error(path, f"{where} is not a {PRIM_TYPE} prim (type {prim.GetTypeName()!r})")
     splats = UsdVol.ParticleField3DGaussianSplat(prim)
 
     def array(float_attribute, half_attribute, width: int) -> np.ndarray | None:
@@ -192,9 +214,8 @@ def read_splat_prim(prim, notes: list[str] | None = None, path=None) -> Gaussian
 # ---------------------------------------------------------------------------------------- files
 def read_usd(path) -> GaussianScene:
     """Every ParticleField3DGaussianSplat of a USD stage, placed in world space, in metres when declared."""
-    _, _, Usd, UsdGeom, _, _ = _pxr()
     path = Path(path)
-    _pxr()
+    import_pxr()
     from pxr import Tf
 
     try:
@@ -209,7 +230,7 @@ def read_usd(path) -> GaussianScene:
 
 
 def _open_stage(file: Path, path: Path):
-    _, _, Usd, _, _, _ = _pxr()
+    Usd = import_pxr()[2]
     from pxr import Tf
 
     try:
@@ -222,7 +243,7 @@ def _open_stage(file: Path, path: Path):
 
 
 def _read_stage(stage, path: Path) -> GaussianScene:
-    _, _, Usd, UsdGeom, _, _ = _pxr()
+    Usd, UsdGeom = import_pxr()[2:4]
     notes: list[str] = []
     parts = []
     for prim in stage.Traverse():
@@ -270,7 +291,7 @@ def write_usd(scene: GaussianScene, path, *, encoding: str = "usdc", precision: 
         precision: "float" or "half" attributes.
         keep_frame: write the coordinates as they are (upAxis from the frame, no rotation).
     """
-    _, Sdf, Usd, UsdGeom, _, Vt = _pxr()
+    _, Sdf, Usd, UsdGeom, _, _, Vt = import_pxr()
     if encoding not in ("usdc", "usda"):
         raise ValueError(f"encoding={encoding!r} is not valid; choose 'usdc' or 'usda'")
     z_up = scene.metadata.frame == "z-up"
@@ -280,7 +301,7 @@ def write_usd(scene: GaussianScene, path, *, encoding: str = "usdc", precision: 
     stage = Usd.Stage.Open(layer)
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z if z_up else UsdGeom.Tokens.y)
     UsdGeom.SetStageMetersPerUnit(stage, 1.0)
-    prim = define_splat_prim(stage, "/Gaussians", placed, precision=precision)
+    prim = define_splat_prim(stage, "/Gaussians", placed, precision=precision).GetPrim()
     stage.SetDefaultPrim(prim)
     record: dict[str, Any] = {"frame": scene.metadata.frame, "metric": bool(scene.metadata.metric), "count": len(scene)}
     record["to_file"] = Vt.DoubleArray([float(v) for v in rotation.reshape(-1)])
