@@ -1,11 +1,17 @@
 """``build_bundle``: a Gaussian scene -> a SimBundle folder (layout in DESIGN.md, manifest in
 contracts: schema_version 1).
 
-Stages: normalise (up, floor, scale, clean-up) -> objects (given masks or automatic
-segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object: carved
-solid, convex decomposition, mass properties, body frame at the centre of mass -> write
+Stages: normalise (up, floor, scale, clean-up; scene or object) -> objects (given masks or
+automatic segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object:
+carved solid, convex decomposition, mass properties, body frame at the centre of mass -> write
 (splats, OBJ meshes, URDFs, preview, manifest) into a temporary sibling folder that is renamed
 onto ``out_dir`` only when complete and validated by ``lyra_sim.sim.bundle.load_bundle``.
+
+An object scan (normalisation found no supported floor and one compact thing, or
+``config.kind == "object"``) becomes an *object bundle* (manifest ``"kind": "object"``): its one
+object upright on its resting face at the world origin, splat in its body frame, convex hulls,
+mass and inertia; the scenery is a synthesized ground slab whose top is z = 0 and the
+background splat is empty.
 """
 
 from __future__ import annotations
@@ -157,6 +163,10 @@ def build_bundle(
         with stages("normalise"):
             normal = normalise_scene(scene, config, masks, progress=progress)
             world = normal.scene
+        if normal.kind == "object":
+            if masks:
+                raise BundleError(f"{source_name}: object masks were given, but the scene is an object scan (pass kind='scene' to build a scene)")
+            return _build_object_bundle(scene, world, normal, out_dir, config, stages)
         with stages("objects"):
             world_masks = {name: mask[normal.kept] for name, mask in masks.items()}
             segmentation = "given masks" if masks else "none"
@@ -189,18 +199,7 @@ def build_bundle(
             floor_xy = means[~in_object][floor_gaussians(background, band=0.02), :2]
             spawn_low, spawn_high = (np.percentile(floor_xy, [5, 95], axis=0) if len(floor_xy) >= 10 else (low[:2], high[:2]))
             manifest = {
-                "schema_version": SCHEMA_VERSION,
-                "tool_version": __version__,
-                "units": "m",
-                "up_axis": "+Z",
-                "source": {
-                    "path": scene.metadata.source,
-                    "sha256": _file_sha256(scene.metadata.source),
-                    "format": scene.metadata.format,
-                    "frame": scene.metadata.frame,
-                },
-                "transform": normal.transform.tolist(),
-                "normalisation": normal.steps,
+                **_manifest_head(scene, normal, "scene"),
                 "bounds": {"min": low.tolist(), "max": high.tolist()},
                 "floor_height": 0.0,
                 "spawn_region": {"min": spawn_low.tolist(), "max": spawn_high.tolist(), "z": 0.0},
@@ -223,6 +222,7 @@ def build_bundle(
                     }
                     for obj in objects
                 ],
+                "cameras": "cameras.json" if world.metadata.cameras is not None else None,
                 "build": {
                     "config": config.to_dict(),
                     "segmentation": segmentation,
@@ -234,17 +234,151 @@ def build_bundle(
                 },
                 "preview": "preview.png",
             }
-            with atomic_path(out_dir) as folder:
-                write_started = time.perf_counter()
-                _write_files(folder, background, world, objects, scenery, slab, manifest, config)
-                manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
-                (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-                from lyra_sim.sim.bundle import load_bundle
-
-                load_bundle(folder)  # refuse to publish a bundle our own loader rejects
+            _publish(out_dir, manifest, stages, lambda folder: _write_files(folder, background, world, objects, scenery, slab, manifest, config))
     finally:
         stages.close()
     return out_dir
+
+
+def _manifest_head(scene: GaussianScene, normal, kind: str) -> dict:
+    """The manifest keys every bundle kind shares: versions, frame, source, the normalisation record."""
+    from lyra_sim import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "tool_version": __version__,
+        "units": "m",
+        "up_axis": "+Z",
+        "source": {
+            "path": scene.metadata.source,
+            "sha256": _file_sha256(scene.metadata.source),
+            "format": scene.metadata.format,
+            "frame": scene.metadata.frame,
+            "cameras": None if scene.metadata.cameras is None else {
+                "source": scene.metadata.cameras.source, "kind": scene.metadata.cameras.kind, "count": len(scene.metadata.cameras)},
+        },
+        "transform": normal.transform.tolist(),
+        "normalisation": normal.steps,
+        "up_confidence": round(normal.confidence, 3),
+        "warnings": list(normal.warnings),
+    }
+
+
+def _publish(out_dir: Path, manifest: dict, stages: _Stages, write_files) -> None:
+    """Write the files and the manifest into a temporary sibling, validate, rename onto ``out_dir``."""
+    with atomic_path(out_dir) as folder:
+        write_started = time.perf_counter()
+        write_files(folder)
+        manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        from lyra_sim.sim.bundle import load_bundle
+
+        load_bundle(folder)  # refuse to publish a bundle our own loader rejects
+
+
+def _object_name(scene: GaussianScene) -> str:
+    stem = Path(scene.metadata.source).name.split(".")[0] if scene.metadata.source else "object"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "object"
+    return name if _OBJECT_NAME.match(name) and name != "background" else f"object_{name}"
+
+
+def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out_dir: Path, config: BuildConfig, stages: _Stages) -> Path:
+    """An object bundle (module docstring) from the normalised object scan ``world``."""
+    import trimesh
+
+    from lyra_sim.scene.transforms import transform_scene
+
+    name = _object_name(scene)
+    with stages("objects"):
+        pass
+    with stages("scenery"):
+        pass
+    with stages("convex"):
+        built = _build_object(name, world, config)
+        # Stand the object at the world origin: centre of mass above (0, 0), lowest hull point on z = 0.
+        lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
+        built.position = np.array([0.0, 0.0, -lowest + 1e-4])
+    low = np.min([hull.vertices.min(0) for hull in built.hulls], 0) + built.position
+    high = np.max([hull.vertices.max(0) for hull in built.hulls], 0) + built.position
+    slab = ground_slab(low, high, config)
+    box = trimesh.creation.box(extents=slab[1])
+    slab_mesh = Mesh(np.asarray(box.vertices) + slab[0], np.asarray(box.faces))
+    # The world splat (for the preview) with the object at its initial pose.
+    posed = transform_scene(built.scene, np.eye(3), built.position, 1.0)
+    manifest = {
+        **_manifest_head(scene, normal, "object"),
+        "bounds": {"min": [float(v) for v in np.minimum(low, [low[0], low[1], 0.0])], "max": high.tolist()},
+        "floor_height": 0.0,
+        "spawn_region": {"min": low[:2].tolist(), "max": high[:2].tolist(), "z": 0.0},
+        "background": {
+            "splat": "splats/background.ply",
+            "urdf": "scene.urdf",
+            "collision_mesh": "meshes/background_collision.obj",
+            "visual_mesh": "meshes/background_visual.obj",
+        },
+        "objects": [{
+            "name": name,
+            "splat": f"splats/{name}.ply",
+            "urdf": f"objects/{name}.urdf",
+            "collision_mesh": f"meshes/{name}_collision.obj",
+            "mass": built.mass,
+            "inertia": built.inertia.tolist(),
+            "initial_pose": {"position": built.position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
+            "hulls": len(built.hulls),
+            "size": (high - low).tolist(),
+        }],
+        "cameras": "cameras.json" if world.metadata.cameras is not None else None,
+        "build": {
+            "config": config.to_dict(),
+            "segmentation": "object scan (the whole capture is one object)",
+            "gaussians": {"input": len(scene), "world": len(world), "background": 0},
+            "scenery": {"synthesized": "ground slab", "collision_faces": len(slab_mesh.faces), "visual_faces": len(slab_mesh.faces)},
+            "ground_slab": {"center": slab[0].tolist(), "size": slab[1].tolist()},
+            "objects": {name: built.report},
+        },
+        "preview": "preview.png",
+    }
+
+    def write_files(folder: Path) -> None:
+        from lyra_sim.scene.io import save_scene
+
+        for sub in ("splats", "meshes", "objects"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        empty = GaussianScene.empty(world.sh_degree)
+        empty.metadata.frame = "z-up"
+        save_scene(empty, folder / "splats" / "background.ply")
+        write_obj(folder / "meshes" / "background_collision.obj", [("ground", slab_mesh)], header="lyra-sim synthesized ground slab (top at z = 0)")
+        write_obj(folder / "meshes" / "background_visual.obj", [("ground", slab_mesh)], header="lyra-sim synthesized ground slab (top at z = 0)")
+        (folder / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj", None))
+        _write_object_files(folder, built)
+        _write_cameras(folder, posed)
+        _write_preview(folder / "preview.png", posed, manifest, config)
+
+    with stages("write"):
+        _publish(out_dir, manifest, stages, write_files)
+    return out_dir
+
+
+def _write_cameras(folder: Path, world: GaussianScene) -> None:
+    """The capture cameras, moved into the bundle world, as ``cameras.json`` (our sidecar format)."""
+    if world.metadata.cameras is None:
+        return
+    from lyra_sim.io_utils import write_json
+
+    write_json(folder / "cameras.json", world.metadata.cameras.to_sidecar("z-up"), indent=1)
+
+
+def _write_object_files(folder: Path, obj: BuiltObject) -> None:
+    from lyra_sim.scene.io import save_scene
+
+    save_scene(obj.scene, folder / "splats" / f"{obj.name}.ply", cameras=False)
+    write_obj(
+        folder / "meshes" / f"{obj.name}_collision.obj",
+        [(f"{obj.name}_hull{k}", hull) for k, hull in enumerate(obj.hulls)],
+        header=f"lyra-sim object {obj.name}: {len(obj.hulls)} convex parts in the body frame (origin = centre of mass)",
+    )
+    (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
 
 
 def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig) -> None:
@@ -253,18 +387,13 @@ def _write_files(folder: Path, background, world, objects, scenery, slab, manife
 
     for sub in ("splats", "meshes", "objects"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    save_scene(background, folder / "splats" / "background.ply")
+    save_scene(background, folder / "splats" / "background.ply", cameras=False)
     write_obj(folder / "meshes" / "background_collision.obj", [("background", scenery.collision)], header="lyra-sim scenery collision mesh (static, concave)")
     write_obj(folder / "meshes" / "background_visual.obj", [("background", scenery.visual)], header="lyra-sim scenery visual mesh (vertex colours)")
     (folder / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj", slab))
     for obj in objects:
-        save_scene(obj.scene, folder / "splats" / f"{obj.name}.ply")
-        write_obj(
-            folder / "meshes" / f"{obj.name}_collision.obj",
-            [(f"{obj.name}_hull{k}", hull) for k, hull in enumerate(obj.hulls)],
-            header=f"lyra-sim object {obj.name}: {len(obj.hulls)} convex parts in the body frame (origin = centre of mass)",
-        )
-        (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
+        _write_object_files(folder, obj)
+    _write_cameras(folder, world)
     _write_preview(folder / "preview.png", world, manifest, config)
 
 

@@ -10,7 +10,7 @@ from lyra_sim.typed import ConvexMethod, RenderBackend, UpAxis
 
 @dataclass
 class Config:
-    """Build a SimBundle (URDF + OBJ collision meshes + splats + manifest) from a splat scene.
+    """Build a SimBundle (URDF + OBJ collision meshes + splats + manifest) from a splat scene or an object scan.
 
     Normalises the scene (+Z up, metres, floor at z = 0; far field and floaters removed),
     reconstructs collision and visual meshes from rendered depth (TSDF), decomposes movable
@@ -19,10 +19,15 @@ class Config:
 
     scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
     output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
-    known_height: float | None = option(help="height in metres of the scene's top above the floor", default=None)
+    known_height: float | None = option(help="height in metres of the scene's top above the floor (its 99.5th percentile of opaque Gaussians, not the highest floater)", default=None)
     scale: float | None = option(help="metres per source unit (overrides every other scale source)", default=None)
     crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
-    up_axis: UpAxis = option(help="up axis prior of the source (auto: from the file's frame, else the floor plane)", default="auto")
+    up_axis: UpAxis = option(help="up axis of the source, trusted as given unless --refine-up (auto: from the capture cameras, the file's frame, the floor or the object's resting face)", default="auto")
+    refine_up: bool = option(help="refine --up-axis with the floor plane", default=False)
+    floor_height: float | None = option(help="floor height along the up axis, in source units (picks the floor by hand)", default=None)
+    cameras: str | None = option(help="capture cameras (cameras.json, transforms.json or a COLMAP folder); default: found beside the scene", default=None)
+    as_object: bool = option(help="build an object bundle (the capture is one object) whatever the evidence says", default=False)
+    as_scene: bool = option(help="build a scene bundle even when the capture looks like one object", default=False)
     segment_objects: bool = option(help="find movable objects standing on the floor automatically", default=False)
     convex_method: ConvexMethod = option(help="convex decomposition for objects", default="coacd")
     voxel_size: float | None = option(help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", default=None)
@@ -39,9 +44,14 @@ def run(config: Config) -> int:
     from lyra_sim.scene.io import load_scene
     from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
 
+    if config.as_object and config.as_scene:
+        raise BundleError("--as-object and --as-scene exclude each other")
     try:
         build_config = BuildConfig(
             up_axis=config.up_axis,
+            refine_up=config.refine_up,
+            floor_height=config.floor_height,
+            kind="object" if config.as_object else "scene" if config.as_scene else "auto",
             scale=config.scale,
             known_height=config.known_height,
             crop=tuple(config.crop) if config.crop else None,
@@ -54,7 +64,7 @@ def run(config: Config) -> int:
         )
     except ValueError as error:
         raise BundleError(f"invalid build options: {error}") from None
-    scene = load_scene(config.scene)
+    scene = load_scene(config.scene, cameras=config.cameras if config.cameras else True)
     path = build_bundle(scene, config.output, build_config, progress=config.progress)
     print(format_bundle_summary(summarize_bundle(path)))
     return 0

@@ -4,7 +4,9 @@
 log-scales shift by log(scale) and the view-dependent SH bands 1-3 are rotated exactly, so the
 colour seen along R d after the transform equals the colour seen along d before it.
 
-This module may import torch, numpy and ``lyra_sim.scene`` (``gaussian_scene``, ``sh``) only.
+Capture cameras in ``metadata.cameras`` follow the same similarity.
+
+This module may import torch, numpy and ``lyra_sim.scene`` (``gaussian_scene``, ``sh``, ``cameras``) only.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ def transform_scene(
     )
     previous = np.asarray(scene.metadata.extras.get("transform", np.eye(4)), dtype=np.float64)
     result.metadata.extras["transform"] = (matrix @ previous).tolist()
+    if result.metadata.cameras is not None:
+        result.metadata.cameras = result.metadata.cameras.transformed(matrix)
     if frame is not None:
         result.metadata.frame = frame
     return result
@@ -159,7 +163,8 @@ def _non_finite_rows(values: torch.Tensor) -> np.ndarray:  # [N, ...] -> [N] boo
 
     numpy, single-threaded: on a busy machine torch's thread pool costs more than it saves here.
     """
-    flat = values.detach().reshape(len(values), -1).cpu().numpy()
+    # An explicit row width: reshape(0, -1) is ambiguous, and an empty scene is valid (an object bundle's background).
+    flat = values.detach().reshape(len(values), int(np.prod(values.shape[1:]))).cpu().numpy()
     with np.errstate(over="ignore", invalid="ignore"):
         # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
         suspects = np.flatnonzero(~np.isfinite(flat.sum(axis=1)))
