@@ -398,12 +398,16 @@ def _write_files(folder: Path, background, world, objects, scenery, slab, manife
 
 
 def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: BuildConfig) -> None:
-    """Render the whole scene (scenery and objects at their initial poses) from 40 degrees up."""
+    """Render the whole scene (scenery and objects at their initial poses) from the most central
+    capture camera when known, else from 40 degrees up."""
     from PIL import Image
 
     from lyra_sim.render.api import render
 
-    camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
+    if world.metadata.cameras is not None:  # the capture's own viewpoint frames what was photographed
+        camera = world.metadata.cameras.viewpoint(config.preview_size, max(8, int(round(config.preview_size * 0.75))))
+    else:
+        camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
     with torch.no_grad():
         rgb = render(world, camera, modes=("rgb",), backend=config.render_backend, background=(1.0, 1.0, 1.0))["rgb"][0]
     Image.fromarray((rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)).save(path)

@@ -152,9 +152,11 @@ def frame_up(frame: str) -> Candidate:
 def floor_support(points: np.ndarray, normal: np.ndarray, offset: float, threshold: float) -> dict:  # points [N, 3]
     """How well the plane n . x = offset serves as a floor under ``points``.
 
-    A floor carries a fair share of the points, has (almost) nothing below it and is broad
-    compared with what stands on it (a room's or a tabletop's floor is wider than the content
-    is tall; a cube's bottom face is not). Returns the measures and ``supported``.
+    A floor carries a fair share of the points, has (almost) nothing below it and reaches
+    beyond what stands on it: its footprint is clearly larger than the footprint of the rest
+    (a tabletop's floor around the table), or as large and much wider than the rest is tall (a
+    room's floor inside its walls). An object's flat bottom is smaller than the object's own
+    footprint, a cube's as wide as it is tall. Returns the measures and ``supported``.
     """
     from scipy.spatial import ConvexHull, QhullError
 
@@ -164,21 +166,28 @@ def floor_support(points: np.ndarray, normal: np.ndarray, offset: float, thresho
     share = float(np.mean(inliers))
     heights = distance[distance > 3 * threshold]
     content_height = float(np.percentile(heights, 99)) if len(heights) >= 10 else 0.0
-    width = 0.0
-    if inliers.sum() >= 10:
-        from lyra_sim.render.camera import horizontal_basis
-        import torch
+    from lyra_sim.render.camera import horizontal_basis
+    import torch
 
-        first, second = (v.numpy() for v in horizontal_basis(torch.from_numpy(unit(normal))))
-        flat = np.stack([points[inliers] @ first, points[inliers] @ second], 1)
+    first, second = (v.numpy() for v in horizontal_basis(torch.from_numpy(unit(normal))))
+
+    def footprint(mask: np.ndarray) -> float:  # area of the 2D convex hull of the points under ``mask``
+        if mask.sum() < 10:
+            return 0.0
+        flat = np.stack([points[mask] @ first, points[mask] @ second], 1)
         try:
-            width = math.sqrt(ConvexHull(flat).volume)  # a 2D hull's "volume" is its area
+            return float(ConvexHull(flat).volume)  # a 2D hull's "volume" is its area
         except QhullError:
-            width = 0.0
-    broad = width >= 1.5 * content_height
-    supported = share >= 0.05 and below <= 0.05 and broad
+            return 0.0
+
+    floor_area = footprint(inliers)
+    content_area = footprint(distance > 3 * threshold)
+    ratio = floor_area / max(content_area, 1e-12)
+    width = math.sqrt(floor_area)
+    reaches_beyond = ratio >= 1.3 or (ratio >= 0.9 and width >= 1.5 * content_height)
+    supported = share >= 0.05 and below <= 0.05 and reaches_beyond
     return {"supported": bool(supported), "share": round(share, 4), "below": round(below, 4), "width": width,
-            "content_height": content_height, "broad": bool(broad)}
+            "content_height": content_height, "footprint_ratio": round(ratio, 3), "reaches_beyond": bool(reaches_beyond)}
 
 
 def compactness(points: np.ndarray) -> float:
@@ -236,11 +245,12 @@ def _point_in_polygon_margin(point: np.ndarray, polygon: np.ndarray) -> float:  
     return float(-np.max(np.einsum("ij,ij->i", point[None] - polygon, normals)))
 
 
-def resting_faces(points: np.ndarray, merge_deg: float = 4.0, max_points: int = 20000, seed: int = 0) -> list[RestingFace]:  # [N, 3]
-    """Faces of the convex hull of ``points`` (coplanar facets merged), with stability measures.
+def resting_faces(points: np.ndarray, merge_deg: float = 4.0, max_points: int = 20000, seed: int = 0) -> tuple[list[RestingFace], np.ndarray, np.ndarray]:
+    """Faces of the convex hull of ``points`` [N, 3] (coplanar facets merged), with stability measures.
 
-    The centre of mass is the hull's volume centroid (a uniform solid). Faces come back sorted by
-    solid angle, largest first. Raises ValueError when the points span no volume.
+    The centre of mass is the hull's volume centroid (a uniform solid). Returns (faces sorted by
+    solid angle, largest first; the centre of mass [3]; the hull's vertices [V, 3]). Raises
+    ValueError when the points span no volume.
     """
     from scipy.spatial import ConvexHull, QhullError
 
@@ -286,7 +296,7 @@ def resting_faces(points: np.ndarray, merge_deg: float = 4.0, max_points: int = 
         margin = _point_in_polygon_margin(projected, polygon) / max(height, 1e-12)
         faces.append(RestingFace(-normal, offset, float(areas[group].sum()), float(angles[group].sum() / (4 * math.pi)), float(margin)))
     faces.sort(key=lambda face: -face.solid_angle)
-    return faces
+    return faces, centre, vertices[hull.vertices]
 
 
 def choose_resting_face(faces: list[RestingFace], prior: np.ndarray | None, min_solid_angle: float = 0.02) -> RestingFace | None:
@@ -297,3 +307,39 @@ def choose_resting_face(faces: list[RestingFace], prior: np.ndarray | None, min_
     if prior is None:
         return max(stable, key=lambda face: face.solid_angle)
     return min(stable, key=lambda face: angle_deg(face.up, prior))
+
+
+def settle(points: np.ndarray, centre: np.ndarray, up: np.ndarray, max_turn_deg: float = 25.0) -> np.ndarray:  # [N, 3], [3], [3] -> [3]
+    """The up direction in which the object comes to rest when released near ``up``.
+
+    Resting on the ground, the centre of mass sits as low as it can: at a local minimum over
+    directions u of its height above the lowest point, h(u) = max_p (centre - p) . u. On a flat
+    face that minimum is the face's normal; on a curved bottom (a duck, a bottle) it is where
+    the vertical through the centre of mass meets the surface at right angles, which no single
+    hull facet gives. Searched within ``max_turn_deg`` of ``up`` (Nelder-Mead on two tangent angles).
+    """
+    import torch
+    from scipy.optimize import minimize
+
+    from lyra_sim.render.camera import horizontal_basis
+
+    up = unit(up)
+    first, second = (v.numpy() for v in horizontal_basis(torch.from_numpy(up)))
+    offsets = centre - np.asarray(points, dtype=np.float64)
+    limit = math.radians(max_turn_deg)
+
+    def direction(angles: np.ndarray) -> np.ndarray:
+        tangent = angles[0] * first + angles[1] * second
+        length = np.linalg.norm(tangent)
+        if length < 1e-12:
+            return up
+        return math.cos(length) * up + math.sin(length) * tangent / length
+
+    def height(angles: np.ndarray) -> float:
+        penalty = max(0.0, float(np.linalg.norm(angles)) - limit)
+        return float(np.max(offsets @ direction(angles))) + 10.0 * penalty
+
+    scale = float(np.max(np.linalg.norm(offsets, axis=1)))
+    result = minimize(height, np.zeros(2), method="Nelder-Mead",
+                      options={"xatol": 1e-5, "fatol": 1e-7 * scale, "initial_simplex": np.array([[0, 0], [0.05, 0], [0, 0.05]])})
+    return direction(result.x)

@@ -405,23 +405,25 @@ def _decide_up_and_floor(scene: GaussianScene, config: BuildConfig, points: np.n
     face = None
     if kind == "object":
         try:
-            faces = evidence.resting_faces(_trimmed(points), seed=config.seed)
+            faces, centre, hull_vertices = evidence.resting_faces(_trimmed(points), seed=config.seed)
         except ValueError as error:
             raise BundleError(f"{source_name}: cannot find the object's resting face: {error}") from None
         face = evidence.choose_resting_face(faces, prior.up)
         record["resting_faces"] = [f.record() for f in faces[:8]]
         if face is not None:
             stability = float(np.clip(face.solid_angle / 0.25, 0.0, 1.0))
-            candidates.append(Candidate("resting_face", face.up, evidence.SOURCE_CONFIDENCE["resting_face"] * (0.5 + 0.5 * stability),
-                                        {"solid_angle": round(face.solid_angle, 4), "margin": round(face.margin, 4)}))
+            settled = evidence.settle(hull_vertices, centre, face.up)
+            candidates.append(Candidate("resting_face", settled, evidence.SOURCE_CONFIDENCE["resting_face"] * (0.5 + 0.5 * stability),
+                                        {"solid_angle": round(face.solid_angle, 4), "margin": round(face.margin, 4),
+                                         "settled_from_face_deg": round(angle_deg(settled, face.up), 3)}))
 
     # The choice, in order of trust.
     if user is not None and not config.refine_up:
         chosen = user
     elif floor is not None and kind == "scene":
         chosen = floor
-    elif kind == "object" and face is not None and (camera is None or angle_deg(face.up, camera.up) <= config.camera_up_max_angle_deg) \
-            and (user is None or angle_deg(face.up, user.up) <= config.up_prior_max_angle_deg):
+    elif kind == "object" and face is not None and (camera is None or angle_deg(candidates[-1].up, camera.up) <= config.camera_up_max_angle_deg) \
+            and (user is None or angle_deg(candidates[-1].up, user.up) <= config.up_prior_max_angle_deg):
         chosen = candidates[-1]  # the resting face: the object stands flat on it
     else:
         chosen = prior

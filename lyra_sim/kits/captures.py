@@ -42,7 +42,8 @@ def object_kit(kind: str = "duck", seed: int = 0, size: float | None = None) -> 
     """A single movable kit object resting on its stable face on the (absent) ground z = 0.
 
     The object is dropped onto a plane in PyBullet with a random yaw and a small random tilt
-    and left to settle, so "upright" is a pose physics agrees with. There is no floor mesh:
+    and left to settle (then brought to the exact equilibrium of its convex hull), so "upright"
+    is a pose physics agrees with. There is no floor mesh:
     the photos show the object alone, as a scan does.
     """
     import pybullet
@@ -52,6 +53,9 @@ def object_kit(kind: str = "duck", seed: int = 0, size: float | None = None) -> 
     rng = np.random.default_rng(seed)
     size = float(rng.uniform(0.15, 0.3)) if size is None else size
     obj = _movable_object("object_0", kind, rng, seed * 101 + 7, size)
+    # A uniform solid of the object's shape: the centre of mass is its convex hull's centroid
+    # (kit meshes are open surfaces, whose bounding-box centre is a poor stand-in).
+    obj.mesh.apply_translation(-np.asarray(obj.mesh.convex_hull.center_mass))
     client = pybullet.connect(pybullet.DIRECT)
     try:
         import tempfile
@@ -77,6 +81,19 @@ def object_kit(kind: str = "duck", seed: int = 0, size: float | None = None) -> 
         pybullet.disconnect(client)
     obj.orientation_xyzw = np.asarray(orientation, dtype=np.float64)
     obj.position = np.zeros(3)
+    # PyBullet may leave a round-bottomed object still rocking: finish at the equilibrium of its
+    # convex hull (the centre of mass, the body origin, as low as it gets).
+    from scipy.spatial.transform import Rotation
+
+    from lyra_sim.converters.evidence import settle
+    from lyra_sim.converters.normalise import rotation_between
+
+    for _ in range(10):
+        resting_up = settle(np.asarray(obj.world_mesh().vertices), np.zeros(3), np.array([0.0, 0.0, 1.0]), max_turn_deg=30.0)
+        if resting_up[2] > np.cos(np.radians(0.01)):
+            break
+        turn = rotation_between(resting_up, np.array([0.0, 0.0, 1.0]))
+        obj.orientation_xyzw = (Rotation.from_matrix(turn) * Rotation.from_quat(obj.orientation_xyzw)).as_quat()
     lowest = obj.world_mesh().bounds[0, 2]
     obj.position = np.array([0.0, 0.0, -lowest])
     height = float(obj.world_mesh().bounds[1, 2])

@@ -291,8 +291,9 @@ class SceneKit:
             images=images, cameras=cameras, depths=depths, instances=instances,
             names=[f"{self.kind}_{i:04d}" for i in range(count)],
             # TinyRenderer clears to white: the colour reconstruction must composite over.
+            # The kit world is +Z up in metres: reconstructions from these photos inherit both facts.
             metadata={"source": f"lyra-sim {self.kind} kit seed {self.seed}", "lighting": lighting,
-                      "labels": self.names, "background": [1.0, 1.0, 1.0]},
+                      "labels": self.names, "background": [1.0, 1.0, 1.0], "frame": "z-up", "metric": True},
         )
 
     # ----------------------------------------------------------------- export

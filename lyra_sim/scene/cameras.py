@@ -169,6 +169,19 @@ class CaptureCameras:
         far = far if far is not None else max(100.0 * spread, 100.0 * near)
         return Camera(K, self.viewmats[indices], max(1, round(source_width * factor)), max(1, round(source_height * factor)), near=near, far=far)
 
+    def viewpoint(self, width: int, height: int):
+        """A render ``Camera`` at the most central capture camera, ``width`` x ``height`` pixels
+        (focal length scaled with the width; a different aspect crops or pads the height)."""
+        from lyra_sim.render.camera import Camera
+
+        index = self.central_index()
+        factor = width / int(self.sizes[index, 0])
+        K = self.intrinsics[index].copy()
+        K[:2] *= factor
+        K[1, 2] += 0.5 * (height - factor * int(self.sizes[index, 1]))
+        spread = max(float(np.ptp(self.positions, axis=0).max()) if len(self) > 1 else 1.0, 1e-6)
+        return Camera(K, self.viewmats[index], width, height, near=1e-3 * spread, far=1e3 * spread)
+
     def central_index(self) -> int:
         """The camera closest to the cameras' mean position (a representative viewpoint)."""
         return int(np.argmin(np.linalg.norm(self.positions - self.positions.mean(0), axis=1)))
