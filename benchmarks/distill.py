@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "distill.json"
 
 def mean_colour_psnr(teacher, indices, colour: torch.Tensor) -> float:
     """PSNR of a constant image of ``colour`` against every frame of the given samples."""
-    from lyra_sim.generate.losses import psnr_per_image
+    from lyra_sim.reconstruct.losses import psnr_per_image
 
     scores = []
     for index in indices:

@@ -34,7 +34,7 @@ from pathlib import Path
 import lyra_sim  # noqa: F401  first: it sets the OpenMP environment before torch loads
 import torch
 
-from lyra_sim.generate.reconstruct import ReconstructionConfig, evaluate, reconstruct
+from lyra_sim.reconstruct import ReconstructionConfig, evaluate, reconstruct
 from lyra_sim.io_utils import write_json
 from lyra_sim.kits import make_scene
 

@@ -189,7 +189,7 @@ def run_demo(config: DemoConfig) -> Path:
     """Run the whole pipeline and write everything into ``config.out``; returns that folder."""
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.converters.config import BuildConfig
-    from lyra_sim.generate.reconstruct import ReconstructionConfig, evaluate, reconstruct
+    from lyra_sim.reconstruct import ReconstructionConfig, evaluate, reconstruct
     from lyra_sim.kits import make_scene
     from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
     from lyra_sim.render.api import render

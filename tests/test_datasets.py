@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lyra_sim.generate.datasets import (
+from lyra_sim.photos import (
     DatasetError,
     PhotoDataset,
     load_dataset,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lyra_sim.generate import densify
-from lyra_sim.generate.losses import gaussian_window, photometric_loss, psnr, psnr_per_image, ssim, ssim_map
-from lyra_sim.generate.reconstruct import ReconstructionConfig, backproject_depth, evaluate, reconstruct, viewed_point
+from lyra_sim.reconstruct import densify
+from lyra_sim.reconstruct.losses import gaussian_window, photometric_loss, psnr, psnr_per_image, ssim, ssim_map
+from lyra_sim.reconstruct.trainer import ReconstructionConfig, backproject_depth, evaluate, reconstruct, viewed_point
 from lyra_sim.kits import make_scene
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
@@ -198,7 +198,7 @@ def test_cli_writes_ply_and_metrics(photos, tmp_path, capsys):
     import json
 
     from lyra_sim.cli import main
-    from lyra_sim.generate.datasets import save_lyra_dataset
+    from lyra_sim.photos import save_lyra_dataset
     from lyra_sim.scene.io import load_scene
 
     save_lyra_dataset(photos, tmp_path / "data")

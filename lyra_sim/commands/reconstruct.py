@@ -43,8 +43,8 @@ class Config:
 
 def run(config: Config) -> int:
     from lyra_sim.errors import LyraSimError
-    from lyra_sim.generate.datasets import load_dataset
-    from lyra_sim.generate.reconstruct import ReconstructionConfig, reconstruct
+    from lyra_sim.photos import load_dataset
+    from lyra_sim.reconstruct import ReconstructionConfig, reconstruct
     from lyra_sim.scene.io import save_scene
 
     dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lyra_sim.errors import MissingWeightsError
-from lyra_sim.generate.losses import psnr_per_image
+from lyra_sim.reconstruct.losses import psnr_per_image
 from lyra_sim.generate.decoder import DecodedGaussians, GaussianDecoder, load_decoder, save_decoder
 from lyra_sim.generate.teachers import Teacher, TeacherSample
 from lyra_sim.io_utils import atomic_path, write_json

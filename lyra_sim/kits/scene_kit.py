@@ -256,7 +256,7 @@ class SceneKit:
         import pybullet
         from tqdm.auto import tqdm
 
-        from lyra_sim.generate.datasets import PhotoDataset
+        from lyra_sim.photos import PhotoDataset
 
         check_choice(lighting, PhotoLighting, "lighting")
         client = pybullet.connect(pybullet.DIRECT)

@@ -21,10 +21,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lyra_sim.generate import densify
-from lyra_sim.generate.datasets import PhotoDataset
-from lyra_sim.generate.losses import masked_depth_l1, photometric_loss, psnr_per_image, ssim
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.photos.dataset import PhotoDataset
+from lyra_sim.reconstruct import densify
+from lyra_sim.reconstruct.losses import masked_depth_l1, photometric_loss, psnr_per_image, ssim
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.typed import DensityControl, ReconstructionInit, RenderBackend, check_choice
 
