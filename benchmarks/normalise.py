@@ -95,7 +95,10 @@ def baseline_up(scene, config: BuildConfig) -> np.ndarray:
     points = opaque if len(opaque) >= 3 else means
     prior = FRAME_UP.get(scene.metadata.frame)
     prior = None if prior is None else np.asarray(prior)
-    return find_floor(points, threshold, prior, config.up_prior_max_angle_deg, config.seed).normal
+    try:
+        return find_floor(points, threshold, prior, config.up_prior_max_angle_deg, config.seed).normal
+    except ValueError:  # the old build stopped with "could not find a floor plane"
+        return None
 
 
 def write_with_cameras(scene, folder: Path, form: str) -> Path:
@@ -128,12 +131,14 @@ def run_case(scene, truth: dict, kind: str) -> dict:
     record = result.steps["up_and_floor"]
     up = np.asarray(record["up_in_source"])
     baseline = baseline_up(scene, config)
+    baseline_error = 90.0 if baseline is None else angle_deg(baseline, np.asarray(truth["up"]))
     scale_kind = result.steps["scale"]["kind"]
     claimed = scale_kind in ("metric", "measured", "explicit", "prior")
     scale_error = abs(result.scale / truth["metres_per_unit"] - 1.0) if claimed else None
     return {
         "up_error_deg": angle_deg(up, np.asarray(truth["up"])),
-        "baseline_up_error_deg": angle_deg(baseline, np.asarray(truth["up"])),
+        "baseline_up_error_deg": baseline_error,
+        "baseline_failed": baseline is None,  # counted as a 90-degree error
         "chosen_source": record["chosen_source"],
         "confidence": result.confidence,
         "kind": result.kind,
@@ -174,7 +179,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/normalise.json")
     parser.add_argument("--views", type=int, default=20)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--gaussians", type=int, default=4000)
     parser.add_argument("--captures-only", action="store_true")
     args = parser.parse_args()

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
 from lyra_sim.converters.config import BuildConfig
@@ -36,7 +35,7 @@ from lyra_sim.converters.segment import floor_gaussians, segment_objects
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
 from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import atomic_path, progress_bar
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
 SCHEMA_VERSION = 1
@@ -60,7 +59,7 @@ class _Stages:
     """One progress bar over the build stages, with the wall time of each."""
 
     def __init__(self, names: list[str], enabled: bool) -> None:
-        self.bar = tqdm(total=len(names), desc="build", unit="stage", disable=not enabled)
+        self.bar = progress_bar(total=len(names), desc="build", unit="stage", enabled=enabled)
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager

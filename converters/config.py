@@ -23,6 +23,8 @@ class BuildConfig:
         refine_up: with an explicit ``up_axis``, refine it with the floor plane found by RANSAC.
         up_prior_max_angle_deg: floor candidates further than this from a frame or user prior are rejected.
         camera_up_max_angle_deg: ... and further than this from the cameras' up.
+        camera_face_snap_deg: an object stands on its resting face instead of the cameras' up
+            when the two agree within this angle.
         floor_height: the floor's height along the chosen up axis, in source units (picks the
             floor by hand; the build summary lists the levels found).
         kind: "auto" builds an object bundle when there is no supported floor and the capture
@@ -50,8 +52,9 @@ class BuildConfig:
             (Lyra: the first camera at the source origin) and nothing else gives the scale.
         crop: optional user box [xmin, ymin, zmin, xmax, ymax, zmax] in the bundle world (m),
             applied after normalisation.
-        far_field_factor: (without cameras) Gaussians farther from the median centre than this multiple of the
-            median distance are far field (sky, distant background) and removed.
+        far_field_factor, far_field_percentile: (without cameras) Gaussians farther from the
+            median centre than ``far_field_factor`` times the ``far_field_percentile``-th
+            percentile distance are far field (sky, distant background) and removed.
         extent_percentile: the robust extent is the [p, 100 - p] percentile box of the centres.
         min_opacity: Gaussians less opaque than this are removed.
         outlier_neighbours, outlier_std_ratio: statistical outlier removal on the centres.
@@ -103,6 +106,7 @@ class BuildConfig:
     refine_up: bool = False
     up_prior_max_angle_deg: float = 30.0
     camera_up_max_angle_deg: float = 10.0
+    camera_face_snap_deg: float = 3.0
     floor_height: float | None = None
     kind: BundleKind = "auto"
     object_min_compactness: float = 0.15
@@ -123,6 +127,7 @@ class BuildConfig:
     camera_height_prior: float = 1.5
     crop: tuple[float, float, float, float, float, float] | None = None
     far_field_factor: float = 3.0
+    far_field_percentile: float = 90.0
     extent_percentile: float = 1.0
     min_opacity: float = 0.05
     outlier_neighbours: int = 16

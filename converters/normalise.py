@@ -198,9 +198,12 @@ def normalise_scene(
     else:
         centre = np.median(means[kept], axis=0)
         distance = np.linalg.norm(means[kept] - centre, axis=1)
-        median_distance = float(np.median(distance))
-        far_limit = config.far_field_factor * max(median_distance, 1e-9)
-        drop(distance > far_limit, "far_field", factor=config.far_field_factor, centre=centre.tolist(), radius=far_limit)
+        # A high percentile, not the median: a photographed floor reaches far beyond the busy
+        # middle of a capture, while sky and distant background are a small minority.
+        reach = float(np.percentile(distance, config.far_field_percentile))
+        far_limit = config.far_field_factor * max(reach, 1e-9)
+        drop(distance > far_limit, "far_field", factor=config.far_field_factor, percentile=config.far_field_percentile,
+             centre=centre.tolist(), radius=far_limit)
 
     def robust_extent() -> float:
         low, high = np.percentile(means[kept], [config.extent_percentile, 100 - config.extent_percentile], axis=0)
@@ -422,9 +425,12 @@ def _decide_up_and_floor(scene: GaussianScene, config: BuildConfig, points: np.n
         chosen = user
     elif floor is not None and kind == "scene":
         chosen = floor
-    elif kind == "object" and face is not None and (camera is None or angle_deg(candidates[-1].up, camera.up) <= config.camera_up_max_angle_deg) \
+    elif kind == "object" and face is not None and (camera is None or angle_deg(candidates[-1].up, camera.up) <= config.camera_face_snap_deg) \
             and (user is None or angle_deg(candidates[-1].up, user.up) <= config.up_prior_max_angle_deg):
-        chosen = candidates[-1]  # the resting face: the object stands flat on it
+        # The resting face: the object stands flat on it. Cameras, when present, are the better
+        # gravity (a scan never sees the underside its hull is closed over), so the face only
+        # wins when it agrees with them closely.
+        chosen = candidates[-1]
     else:
         chosen = prior
     up = chosen.up

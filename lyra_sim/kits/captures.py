@@ -10,7 +10,8 @@ tests and benchmarks:
 * :func:`capture_cameras`: hand-held style cameras (a few degrees of random roll) around a
   kit: a hemisphere over a tabletop, a walk-through in a room, a walk-around an object;
 * :func:`reconstruct_capture`: photos rendered from those cameras (no depth: real photos have
-  none), reconstructed from a random initialisation by our trainer, the cameras attached;
+  none), reconstructed by our trainer from a structure-from-motion-like point cloud (sparse,
+  noisy, with outliers), the cameras attached;
 * :func:`disguise`: the capture written in a tool's convention (OpenCV -Y up, OpenGL +Y up,
   +Z up, or an arbitrary rotation), scene and cameras moved by one similarity, with the truth
   (up direction and metres per unit in the disguised frame) for scoring.
@@ -144,6 +145,22 @@ def capture_cameras(kit: SceneKit, count: int = 24, *, size: int = 32, seed: int
     return _rolled(eyes, targets, rng.normal(0.0, roll_deg, count), **common)
 
 
+def structure_from_motion_points(photos, count: int, rng: np.random.Generator, noise: float = 0.01, outliers: float = 0.05):
+    """What COLMAP triangulates from ``photos`` (a PhotoDataset with depth): ``count`` surface
+    points [P, 3] with colours [P, 3], jittered by ``noise`` x their camera distance, and an
+    ``outliers`` fraction spread through the cameras' viewing volume (mismatched features)."""
+    from lyra_sim.reconstruct.trainer import backproject_depth
+
+    points, colours = backproject_depth(photos, count, rng)
+    positions = photos.cameras.position.double().numpy()
+    distance = np.linalg.norm(points - positions.mean(0), axis=1, keepdims=True)
+    points = points + rng.normal(0.0, noise, points.shape) * distance
+    wrong = rng.random(len(points)) < outliers
+    low, high = np.minimum(positions.min(0), points.min(0)), np.maximum(positions.max(0), points.max(0))
+    points[wrong] = rng.uniform(low, high, (int(wrong.sum()), 3))
+    return points.astype(np.float32), colours.astype(np.float32)
+
+
 @dataclass
 class Capture:
     """A reconstructed capture in the kit frame (+Z up, metres) with its cameras attached.
@@ -166,7 +183,7 @@ def reconstruct_capture(
     *,
     views: int = 24,
     size: int = 32,
-    iterations: int = 300,
+    iterations: int = 500,
     gaussians: int = 4000,
     seed: int = 0,
     roll_deg: float = 2.0,
@@ -174,20 +191,21 @@ def reconstruct_capture(
 ) -> Capture:
     """Photograph ``kit`` (rendered at 3x and box-filtered, no depth) and reconstruct it.
 
-    Training starts from random Gaussians in the viewed box, as a capture without a usable
-    point cloud does, so the result keeps real floaters. The returned scene is in the kit frame
-    ("z-up", metric) with ``metadata.cameras`` set.
+    Training starts from a structure-from-motion-like point cloud (``structure_from_motion_points``:
+    sparse, noisy, with outliers), as a COLMAP capture does, so the result keeps real floaters.
+    The returned scene is in the kit frame ("z-up", metric) with ``metadata.cameras`` set.
     """
     import dataclasses
 
-    from lyra_sim.generate.reconstruct import ReconstructionConfig, reconstruct
+    from lyra_sim.reconstruct.trainer import ReconstructionConfig, reconstruct
     from lyra_sim.scene.cameras import CaptureCameras
 
     cameras = capture_cameras(kit, views, size=size, seed=seed, roll_deg=roll_deg)
     photos = kit.render_photos(cameras.with_size(3 * size, 3 * size), progress=progress).resized(size, size)
-    photos = dataclasses.replace(photos, depths=None, instances=None)
+    points, colours = structure_from_motion_points(photos, gaussians // 2, np.random.default_rng(seed))
+    photos = dataclasses.replace(photos, depths=None, instances=None, points=points, point_colors=colours)
     config = ReconstructionConfig(
-        iterations=iterations, init="random", init_count=gaussians, max_gaussians=gaussians, sh_degree=1,
+        iterations=iterations, init="points", init_count=gaussians, max_gaussians=gaussians, sh_degree=1,
         sh_degree_interval=max(1, iterations // 2), refine_start=max(1, iterations // 6), refine_every=max(1, iterations // 12),
         backend="cpu", render_threads=1, seed=seed,
     )

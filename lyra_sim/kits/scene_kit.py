@@ -254,7 +254,7 @@ class SceneKit:
         nothing is hit) and the object index per pixel [C,H,W,1] (-1 for empty space).
         """
         import pybullet
-        from tqdm.auto import tqdm
+        from lyra_sim.io_utils import progress_bar
 
         from lyra_sim.photos import PhotoDataset
 
@@ -271,7 +271,7 @@ class SceneKit:
             if lighting == "shaded":
                 light = dict(lightAmbientCoeff=0.55, lightDiffuseCoeff=0.45, lightSpecularCoeff=0.05, shadow=1,
                              lightDirection=[0.4, -0.3, 1.0])
-            for i in tqdm(range(count), desc=f"photos ({self.kind})", unit="view", disable=not progress):
+            for i in progress_bar(range(count), desc=f"photos ({self.kind})", unit="view", enabled=progress):
                 view, projection = cameras.to_tiny_renderer(i)
                 _, _, rgba, depth_buffer, segmentation = pybullet.getCameraImage(
                     width, height, viewMatrix=view, projectionMatrix=projection,

@@ -256,7 +256,7 @@ def write_transforms(cameras: CaptureCameras, path) -> Path:
 
 def write_colmap_text(cameras: CaptureCameras, folder) -> Path:
     """A COLMAP text model (PINHOLE ``cameras.txt``, ``images.txt``, empty ``points3D.txt``) in ``folder``."""
-    from lyra_sim.generate.datasets import matrix_to_qvec
+    from lyra_sim.photos.formats.colmap import matrix_to_qvec
     from lyra_sim.io_utils import atomic_path
 
     folder = Path(folder)
@@ -380,7 +380,8 @@ def read_transforms(path, dataparser: Path | None = None) -> CaptureCameras:
 
 def read_colmap_cameras(folder) -> CaptureCameras:
     """The registered images of a COLMAP model folder (``cameras``/``images`` .txt or .bin)."""
-    from lyra_sim.generate.datasets import DatasetError, colmap_intrinsics, qvec_to_matrix, read_colmap_model
+    from lyra_sim.photos.dataset import DatasetError
+    from lyra_sim.photos.formats.colmap import colmap_intrinsics, qvec_to_matrix, read_colmap_model
 
     folder = Path(folder)
     try:
