@@ -27,9 +27,10 @@ class BuildConfig:
             when the two agree within this angle.
         floor_height: the floor's height along the chosen up axis, in source units (picks the
             floor by hand; the build summary lists the levels found).
-        kind: "auto" builds an object bundle when there is no supported floor and the capture
-            is one compact thing (cameras all around it), else a scene bundle; "scene" or
-            "object" force one.
+        kind: "auto" builds an object bundle when the capture is one compact thing: with
+            cameras, when they surround it from outside (a photographer inside the footprint
+            stands on a scene's floor); without, when no floor is well supported. Else a scene
+            bundle; "scene" or "object" force one.
         object_min_compactness: smallest/largest principal extent of an object scan.
         min_up_confidence: below this confidence in the up direction the build warns.
         use_cameras: use the capture cameras (``scene.metadata.cameras``) as evidence and for floaters.
@@ -109,7 +110,7 @@ class BuildConfig:
     camera_face_snap_deg: float = 3.0
     floor_height: float | None = None
     kind: BundleKind = "auto"
-    object_min_compactness: float = 0.15
+    object_min_compactness: float = 0.08
     min_up_confidence: float = 0.6
     use_cameras: bool = True
     min_camera_views: int = 3

@@ -139,6 +139,24 @@ def cameras_surround(positions: np.ndarray, centre: np.ndarray, up: np.ndarray) 
     return float(gaps.max())
 
 
+def cameras_inside(positions: np.ndarray, points: np.ndarray, up: np.ndarray) -> float:
+    """Fraction of the cameras standing inside the footprint (2D convex hull about ``up``) of
+    ``points``: a walk-through of a room, not a walk-around of an object."""
+    from scipy.spatial import Delaunay, QhullError
+    import torch
+
+    from lyra_sim.render.camera import horizontal_basis
+
+    first, second = (v.numpy() for v in horizontal_basis(torch.from_numpy(unit(up))))
+    flat = np.stack([points @ first, points @ second], 1)
+    try:
+        hull = Delaunay(flat[np.random.default_rng(0).choice(len(flat), min(len(flat), 5000), replace=False)])
+    except (QhullError, ValueError):
+        return 0.0
+    cameras = np.stack([positions @ first, positions @ second], 1)
+    return float(np.mean(hull.find_simplex(cameras) >= 0))
+
+
 # ===================================================================== frame
 def frame_up(frame: str) -> Candidate:
     """The frame's own up when the reader knows the frame, else the capture tools' habit (-Y)."""
@@ -184,7 +202,9 @@ def floor_support(points: np.ndarray, normal: np.ndarray, offset: float, thresho
     content_area = footprint(distance > 3 * threshold)
     ratio = floor_area / max(content_area, 1e-12)
     width = math.sqrt(floor_area)
-    reaches_beyond = ratio >= 1.3 or (ratio >= 0.9 and width >= 1.5 * content_height)
+    # Beyond its content (a tabletop's floor), or a large share of everything and much wider
+    # than the content is tall (a room's floor inside walls that were reconstructed farther out).
+    reaches_beyond = ratio >= 1.3 or (ratio >= 0.4 and share >= 0.35 and width >= 1.5 * content_height)
     supported = share >= 0.05 and below <= 0.05 and reaches_beyond
     return {"supported": bool(supported), "share": round(share, 4), "below": round(below, 4), "width": width,
             "content_height": content_height, "footprint_ratio": round(ratio, 3), "reaches_beyond": bool(reaches_beyond)}

@@ -388,12 +388,22 @@ def _decide_up_and_floor(scene: GaussianScene, config: BuildConfig, points: np.n
             floor = Candidate("floor", prior.up, evidence.SOURCE_CONFIDENCE["floor"], {"offset_in_source": offset, **measures})
 
     compact = evidence.compactness(points)
-    surround = None
+    surround = inside = None
     if cameras is not None:
         surround = evidence.cameras_surround(cameras.positions, points.mean(0), (floor or prior).up)
-    object_like = compact >= config.object_min_compactness and (surround is None or surround < 180.0)
+        inside = evidence.cameras_inside(cameras.positions, points, (floor or prior).up)
+    if cameras is not None:
+        # The photographer stands on the floor of a scene (inside its footprint) and walks around
+        # an object (outside it, all around): the cameras decide, whatever the geometry says.
+        object_like = compact >= config.object_min_compactness and surround < 180.0 and inside < 0.5
+        if object_like and floor is not None:
+            record["floor_ignored"] = "the cameras surround one compact thing from outside: its flat bottom is no floor"
+            floor = None
+    else:
+        object_like = compact >= config.object_min_compactness
     record["compactness"] = round(compact, 4)
     record["camera_azimuth_gap_deg"] = surround
+    record["cameras_inside_footprint"] = inside
     if config.kind != "auto":
         kind = config.kind
     else:
@@ -401,7 +411,7 @@ def _decide_up_and_floor(scene: GaussianScene, config: BuildConfig, points: np.n
     record["kind_reason"] = (f"forced by {config.kind!r}" if config.kind != "auto" else
                              "a supported floor" if floor is not None else
                              "one compact thing with no supported floor" if kind == "object" else
-                             "no supported floor, but not one compact thing (a wall, a forward-facing capture)")
+                             "no supported floor, but not one compact thing seen from outside (a wall, a forward-facing capture, a walk-through)")
 
     if floor is not None:
         candidates.append(floor)

@@ -133,3 +133,18 @@ def test_malformed_camera_files_name_the_file(cameras, tmp_path):
         load_cameras(tmp_path / "missing")
     (tmp_path / "cameras.json").unlink()
     assert load_scene(path).metadata.cameras is None
+
+
+def test_render_command_defaults_to_the_central_capture_camera(cameras, tmp_path, capsys):
+    from lyra_sim.cli import main
+
+    scene = _scene()
+    scene.metadata.cameras = cameras
+    path = save_scene(scene, tmp_path / "scene.ply")
+    assert main(["render", str(path), "-o", str(tmp_path / "view.png"), "--width", "24", "--height", "16", "--backend", "cpu"]) == 0
+    central = cameras.positions[cameras.central_index()]
+    printed = capsys.readouterr().out.split("camera at (")[1].split(")")[0]
+    np.testing.assert_allclose([float(v) for v in printed.split(",")], central, atol=5e-3)
+    camera = cameras.viewpoint(24, 16)
+    assert (camera.width, camera.height) == (24, 16)
+    assert float(camera.K[0, 0, 0]) == pytest.approx(cameras.intrinsics[cameras.central_index(), 0, 0] * 24 / 40)

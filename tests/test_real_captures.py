@@ -21,7 +21,7 @@ from lyra_sim.kits import make_scene
 from lyra_sim.kits.captures import disguise, object_kit, reconstruct_capture
 from lyra_sim.scene.io import load_scene, save_scene
 
-SMALL = dict(views=16, size=24, iterations=200, gaussians=2500)
+SMALL = dict(views=20, size=32, iterations=400, gaussians=4000)
 
 
 @pytest.fixture(scope="module")
