@@ -41,6 +41,8 @@ AXIS_VECTORS = {
 _LOWER_PLANE_SUPPORT = 0.25
 # Gaussians at least this opaque vote for the floor plane: faint ones are often floaters.
 _OPAQUE_FOR_PLANE = 0.5
+# ... but a reconstruction may hold few such: the most opaque 30% vote then.
+_OPAQUE_SHARE = 30.0
 # Below this mean resultant length of the folded wall directions there is no dominant yaw.
 _MIN_YAW_CONCENTRATION = 0.3
 
@@ -223,7 +225,7 @@ def normalise_scene(
     # ---------------------------------------------------------------- up axis and floor
     extent = robust_extent()
     threshold = config.floor_threshold * extent
-    opaque = kept[opacities[kept] >= _OPAQUE_FOR_PLANE]
+    opaque = kept[opaque_mask(opacities[kept])]
     plane_points = means[opaque if len(opaque) >= 20 else kept]
     decision = _decide_up_and_floor(scene, config, plane_points, threshold, cameras, source_name)
     up, floor_offset = decision.up, decision.floor_offset
@@ -270,8 +272,17 @@ def normalise_scene(
 
 def robust_top(heights: np.ndarray, opacities: np.ndarray, percentile: float) -> float:  # [M], [M]
     """A high percentile of the heights of opaque Gaussians: the top of the scene, not its highest floater."""
-    opaque = heights[opacities >= _OPAQUE_FOR_PLANE]
+    opaque = heights[opaque_mask(opacities)]
     return float(np.percentile(opaque if len(opaque) >= 20 else heights, percentile))
+
+
+def opaque_mask(opacities: np.ndarray) -> np.ndarray:  # [M] -> [M] bool
+    """The Gaussians opaque enough to stand for surfaces: opacity >= 0.5, or the most opaque 30%
+    when fewer are (short or low-resolution reconstructions are faint everywhere)."""
+    if len(opacities) == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = min(_OPAQUE_FOR_PLANE, float(np.percentile(opacities, 100.0 - _OPAQUE_SHARE)))
+    return opacities >= threshold
 
 
 def _choose_scale(
@@ -478,7 +489,7 @@ def _extent(points: np.ndarray) -> float:
     return max(float(np.max(high - low)), 1e-9)
 
 
-def _trimmed(points: np.ndarray, keep: float = 99.5) -> np.ndarray:
+def _trimmed(points: np.ndarray, keep: float = 99.0) -> np.ndarray:
     """``points`` without the farthest (100 - keep)% from their median: a convex hull is only as
     good as its most extreme point."""
     distance = np.linalg.norm(points - np.median(points, axis=0), axis=1)
