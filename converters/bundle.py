@@ -283,10 +283,9 @@ def _object_name(scene: GaussianScene) -> str:
 
 
 def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out_dir: Path, config: BuildConfig, stages: _Stages) -> Path:
-    """An object bundle (module docstring) from the normalised object scan ``world``."""
-    import trimesh
-
-    from lyra_sim.scene.transforms import transform_scene
+    """An object bundle (module docstring; written by ``converters.compose.write_object_bundle``,
+    the format issue 17 composes) from the normalised object scan ``world``."""
+    from lyra_sim.converters.compose import write_object_bundle
 
     name = _object_name(scene)
     with stages("objects"):
@@ -295,67 +294,18 @@ def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out
         pass
     with stages("convex"):
         built = _build_object(name, world, config)
-        # Stand the object at the world origin: centre of mass above (0, 0), lowest hull point on z = 0.
-        lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
-        built.position = np.array([0.0, 0.0, -lowest + 1e-4])
-    low = np.min([hull.vertices.min(0) for hull in built.hulls], 0) + built.position
-    high = np.max([hull.vertices.max(0) for hull in built.hulls], 0) + built.position
-    slab = ground_slab(low, high, config)
-    box = trimesh.creation.box(extents=slab[1])
-    slab_mesh = Mesh(np.asarray(box.vertices) + slab[0], np.asarray(box.faces))
-    # The world splat (for the preview) with the object at its initial pose.
-    posed = transform_scene(built.scene, np.eye(3), built.position, 1.0)
-    manifest = {
-        **_manifest_head(scene, normal, "object"),
-        "bounds": {"min": [float(v) for v in np.minimum(low, [low[0], low[1], 0.0])], "max": high.tolist()},
-        "floor_height": 0.0,
-        "spawn_region": {"min": low[:2].tolist(), "max": high[:2].tolist(), "z": 0.0},
-        "background": {
-            "splat": "splats/background.ply",
-            "urdf": "scene.urdf",
-            "collision_mesh": "meshes/background_collision.obj",
-            "visual_mesh": "meshes/background_visual.obj",
-        },
-        "objects": [{
-            "name": name,
-            "splat": f"splats/{name}.ply",
-            "urdf": f"objects/{name}.urdf",
-            "collision_mesh": f"meshes/{name}_collision.obj",
-            "mass": built.mass,
-            "inertia": built.inertia.tolist(),
-            "initial_pose": {"position": built.position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
-            "hulls": len(built.hulls),
-            "size": (high - low).tolist(),
-        }],
-        "cameras": "cameras.json" if world.metadata.cameras is not None else None,
-        "build": {
-            "config": config.to_dict(),
-            "segmentation": "object scan (the whole capture is one object)",
-            "gaussians": {"input": len(scene), "world": len(world), "background": 0},
-            "scenery": {"synthesized": "ground slab", "collision_faces": len(slab_mesh.faces), "visual_faces": len(slab_mesh.faces)},
-            "ground_slab": {"center": slab[0].tolist(), "size": slab[1].tolist()},
-            "objects": {name: built.report},
-        },
-        "preview": "preview.png",
-    }
-
-    def write_files(folder: Path) -> None:
-        from lyra_sim.scene.io import save_scene
-
-        for sub in ("splats", "meshes", "objects"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        empty = GaussianScene.empty(world.sh_degree)
-        empty.metadata.frame = "z-up"
-        save_scene(empty, folder / "splats" / "background.ply")
-        write_obj(folder / "meshes" / "background_collision.obj", [("ground", slab_mesh)], header="lyra-sim synthesized ground slab (top at z = 0)")
-        write_obj(folder / "meshes" / "background_visual.obj", [("ground", slab_mesh)], header="lyra-sim synthesized ground slab (top at z = 0)")
-        (folder / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj", None))
-        _write_object_files(folder, built)
-        _write_cameras(folder, posed)
-        _write_preview(folder / "preview.png", posed, manifest, config)
-
+    # write_object_bundle stands the object at the origin: its centre of mass above (0, 0) and its
+    # lowest hull point on z = 0. The source -> bundle transform gains that shift.
+    lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
+    shift = np.array([-built.position[0], -built.position[1], -(built.position[2] + lowest)])
+    placed = np.eye(4)
+    placed[:3, 3] = shift
+    head = _manifest_head(scene, normal, "object")
+    extra = {key: head[key] for key in ("tool_version", "source", "normalisation", "up_confidence", "warnings")}
+    extra["transform"] = (placed @ normal.transform).tolist()
     with stages("write"):
-        _publish(out_dir, manifest, stages, write_files)
+        write_object_bundle(out_dir, name, built.scene, built.hulls, built.mass, source=scene.metadata.source,
+                            report={**built.report, "config": config.to_dict(), "stage_seconds": stages.seconds}, manifest_extra=extra)
     return out_dir
 
 

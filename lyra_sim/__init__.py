@@ -1,6 +1,7 @@
 """lyra-sim: Gaussian-splat scenes as robot simulation environments.
 
-Public API (stable): ``GaussianScene``, ``load_scene``, ``save_scene``, ``Camera``, ``render``.
+Public API (stable): ``GaussianScene``, ``load_scene``, ``save_scene``, ``Camera``, ``render``,
+``export`` (a SimBundle for PyBullet, MuJoCo or OpenUSD) and ``compose`` (object bundles into a scene bundle).
 Heavy submodules are imported lazily so ``import lyra_sim`` stays fast.
 """
 
@@ -24,7 +25,37 @@ _LAZY = {
     "save_scene": ("lyra_sim.scene.io", "save_scene"),
     "Camera": ("lyra_sim.render.camera", "Camera"),
     "render": ("lyra_sim.render.api", "render"),
+    "export": ("lyra_sim.converters.export", "export"),
+    "compose": ("lyra_sim.converters.compose", "compose"),
+    "ObjectPlacement": ("lyra_sim.converters.compose", "ObjectPlacement"),
 }
+
+
+def set_num_threads(count: int) -> int:
+    """Threads the CPU renderer (numba) and torch may use in this process; returns the previous count.
+
+    The default is every core. On a machine shared with other busy processes, or with N envs in
+    N processes, give each process ``cores // processes`` threads (subprocess vector envs default
+    to 1): a parallel region waits for its slowest thread, and a descheduled one stalls it.
+    ``count`` is capped at the cores numba started with.
+    """
+    import numba
+    import torch
+
+    if int(count) < 1:
+        raise ValueError(f"set_num_threads needs a count >= 1, got {count}")
+    previous = numba.get_num_threads()
+    count = min(int(count), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(count)
+    torch.set_num_threads(count)
+    return previous
+
+
+def get_num_threads() -> int:
+    """Threads the CPU renderer uses in this process (see ``set_num_threads``)."""
+    import numba
+
+    return numba.get_num_threads()
 
 
 def __getattr__(name: str):
@@ -43,6 +74,11 @@ __all__ = [
     "save_scene",
     "Camera",
     "render",
+    "set_num_threads",
+    "get_num_threads",
+    "export",
+    "compose",
+    "ObjectPlacement",
     "LyraSimError",
     "SceneFormatError",
     "BundleError",

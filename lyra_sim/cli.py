@@ -18,7 +18,7 @@ import importlib
 import sys
 import typing
 
-COMMANDS = ["info", "convert", "render", "build", "reconstruct", "distill", "generate", "demo"]
+COMMANDS = ["info", "convert", "render", "build", "compose", "export", "reconstruct", "distill", "generate", "demo", "view"]
 
 
 def option(help: str, default=dataclasses.MISSING, *, positional: bool = False, short: str | None = None, choices=None, **kw):

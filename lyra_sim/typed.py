@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 RenderBackend = Literal["auto", "cpu", "gsplat", "reference"]
 RenderMode = Literal["rgb", "alpha", "depth", "median_depth", "instance"]
-SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt"]
+SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt"]  # for type hints; the formats are the keys of lyra_sim.scene.io.FORMATS
 InvalidGaussianPolicy = Literal["error", "drop", "keep"]  # load_scene: NaN/Inf or zero quaternions
 PlyEncoding = Literal["binary_little_endian", "binary_big_endian", "ascii"]
 CoordinateFrame = Literal["opengl", "opencv", "opencv-first-camera", "z-up", "spz-rub", "unknown"]
@@ -31,6 +31,7 @@ DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
 BundleKind = Literal["auto", "scene", "object"]  # build: decide from the evidence, or force one
+ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
 
 
 def check_choice(value: str, choices, name: str) -> str:

@@ -12,7 +12,7 @@ from lyra_sim.render import _cpu, _cpu_kernels, _reference
 from lyra_sim.render.api import render
 from lyra_sim.render.camera import Camera
 from lyra_sim.scene.gaussian_scene import GaussianScene
-from test_render_fixtures import random_cameras, random_labels, random_scene, scene_tensors
+from conftest import random_cameras, random_labels, random_scene, scene_tensors
 
 ALL_MODES = ("rgb", "alpha", "depth", "median_depth", "instance")
 PARAM_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh")

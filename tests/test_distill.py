@@ -12,20 +12,9 @@ from lyra_sim.generate.teachers import SceneTeacher, TeacherSample
 from lyra_sim.generate.vae import tiny_vae
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
+pytestmark = pytest.mark.usefixtures("single_threaded")
+
 K = torch.tensor([[32.0, 0.0, 16.0], [0.0, 32.0, 16.0], [0.0, 0.0, 1.0]])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_threaded():
-    """One torch and one numba thread: on a shared 2-core machine oversubscription costs 10x."""
-    import numba
-
-    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(torch_threads)
-    numba.set_num_threads(numba_threads)
 
 
 def blob_scene(shift: float = 0.0, seed: int = 0) -> GaussianScene:

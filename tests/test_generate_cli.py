@@ -10,7 +10,8 @@ from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.teachers import DiffusersTeacher, load_video_pipeline
 from lyra_sim.generate.vae import tiny_vae
 from lyra_sim.scene.gaussian_scene import GaussianScene
-from test_distill import single_threaded  # noqa: F401  (the autouse one-thread fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import torch
 
 from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.vae import load_vae, tiny_vae
-from test_distill import single_threaded  # noqa: F401  (the autouse one-thread fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 @pytest.mark.parametrize("kind, temporal, latent_frames", [("cosmos", 8, 2), ("wan", 4, 3)])

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import cast_rays
 
 from lyra_sim.kits import make_scene
 from lyra_sim.kits.layouts import TABLE_HEIGHT
@@ -15,23 +16,6 @@ from lyra_sim.kits.textures import PATTERNS, make_texture
 @pytest.fixture(scope="module")
 def tabletop():
     return make_scene("tabletop", seed=3, n_objects=3, object_kinds=("cube", "blob", "duck"))
-
-
-def cast_rays(mesh, cameras, index):
-    """Ray-cast the mesh through our pixel centres: (t_hit [H*W], face id [H*W], barycentric [H*W, 3])."""
-    import open3d as o3d
-
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)), o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
-    K, viewmat = cameras.K[index].double().numpy(), cameras.viewmat[index].double().numpy()
-    v, u = np.mgrid[0 : cameras.height, 0 : cameras.width].reshape(2, -1)
-    directions = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones(len(u))], 1)
-    rotation_inv = viewmat[:3, :3].T
-    origin = -rotation_inv @ viewmat[:3, 3]
-    rays = np.concatenate([np.tile(origin, (len(u), 1)), directions @ rotation_inv.T], 1).astype(np.float32)
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
-    uv = hit["primitive_uvs"].numpy()
-    return hit["t_hit"].numpy(), hit["primitive_ids"].numpy().astype(np.int64), np.stack([1 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], 1)
 
 
 def test_same_seed_same_scene_other_seed_differs():

@@ -164,13 +164,20 @@ def test_object_scan_becomes_an_upright_object_bundle(duck, tmp_path):
     finally:
         pybullet.disconnect(client)
     assert tilt < 10.0 and abs(position[2] - obj.position[2]) < 0.05 * max(obj.size)
-    # Navigate refuses it: an object's footprint is no floor to drive on.
+    # A bundle whose free floor cannot host Navigate is refused, not simulated: the same bundle
+    # with its spawn region shrunk to 30 cm (the object's footprint).
+    import shutil
+
     import gymnasium
 
     import lyra_sim.envs  # noqa: F401
 
-    with pytest.raises(BundleError, match="Navigate"):
-        gymnasium.make("LyraSim/Navigate-v0", bundle=str(bundle_path), width=16, height=16, render_backend="cpu").reset(seed=0)
+    cramped = tmp_path / "cramped"
+    shutil.copytree(bundle_path, cramped)
+    manifest["spawn_region"] = {"min": [-0.15, -0.15], "max": [0.15, 0.15], "z": 0.0}
+    (cramped / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"cramped: Navigate needs a free floor region of at least 20 cells.*too few free cells"):
+        gymnasium.make("LyraSim/Navigate-v0", bundle=str(cramped), width=16, height=16, render_backend="cpu").reset(seed=0)
 
 
 def test_build_cli_finds_cameras_and_reports_the_evidence(tabletop, tmp_path, capsys):

@@ -11,7 +11,7 @@ from lyra_sim.cli import main
 from lyra_sim.commands.render import Config, default_camera
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.io import save_scene
-from test_render_fixtures import random_scene
+from conftest import random_scene
 
 
 def project(cam, points: torch.Tensor) -> torch.Tensor:  # [P, 3] -> [P, 3] (u, v, z)

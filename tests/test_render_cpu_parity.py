@@ -9,7 +9,7 @@ from lyra_sim.render import _reference
 from lyra_sim.render.api import render
 from lyra_sim.render.camera import Camera, intrinsics_from_fov
 from lyra_sim.scene.gaussian_scene import GaussianScene
-from test_render_fixtures import ALL_MODES, assert_parity, random_cameras, random_labels, random_scene, scene_tensors
+from conftest import ALL_MODES, assert_parity, random_cameras, random_labels, random_scene, scene_tensors
 
 _cpu = pytest.importorskip("lyra_sim.render._cpu", reason="the CPU backend module is not in this build")
 

@@ -12,7 +12,7 @@ from lyra_sim.render import _gsplat, _reference
 from lyra_sim.render.api import render
 from lyra_sim.render.camera import Camera
 from lyra_sim.scene.gaussian_scene import GaussianScene
-from test_render_fixtures import ALL_MODES, assert_parity, random_cameras, random_labels, random_scene
+from conftest import ALL_MODES, assert_parity, random_cameras, random_labels, random_scene
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="gsplat needs CUDA; no GPU here")
 
 

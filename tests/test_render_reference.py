@@ -15,7 +15,7 @@ from lyra_sim.render.api import render, resolve_backend
 from lyra_sim.render.camera import Camera, intrinsics_from_fov
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.sh import SH_C0
-from test_render_fixtures import ALL_MODES, random_cameras, random_labels, random_scene, scene_tensors
+from conftest import ALL_MODES, random_cameras, random_labels, random_scene, scene_tensors
 
 
 def gsplat_projection(scene: GaussianScene, cams: Camera):

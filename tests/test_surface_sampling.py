@@ -144,7 +144,7 @@ def test_rendered_silhouette_matches_the_mesh():
     scene = sample_surface_gaussians(box, 4000).scene
     cameras = Camera.look_at([[1.2, -0.9, 0.8]], [[0.0, 0.0, 0.0]], width=32, height=32, fov_deg=50.0)
     alpha = render(scene, cameras, modes=("alpha",), backend="cpu")["alpha"][0, ..., 0].numpy()
-    from test_kits import cast_rays  # tests/ is on sys.path under pytest (no package)
+    from conftest import cast_rays
 
     t_hit, _, _ = cast_rays(box, cameras, 0)
     inside = np.isfinite(t_hit).reshape(32, 32)

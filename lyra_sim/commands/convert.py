@@ -32,7 +32,7 @@ class Config:
 
 
 def run(config: Config) -> int:
-    from lyra_sim.scene.io import WRITERS, format_for_extension, load_scene, save_scene
+    from lyra_sim.scene.io import FORMATS, format_for_extension, load_scene, save_scene
 
     scene = load_scene(config.input, keep_spz_frame=config.keep_spz_frame, invalid="drop" if config.drop_invalid else "error")
     if config.sh_degree is not None:
@@ -49,6 +49,6 @@ def run(config: Config) -> int:
         raise SystemExit(f"lyra-sim convert: {error}") from None
     for note in scene.metadata.notes:
         print(f"note: {note}")
-    written_degree = min(scene.sh_degree, WRITERS[target][1])
+    written_degree = min(scene.sh_degree, FORMATS[target].max_sh_degree)
     print(f"wrote {len(scene)} Gaussians (SH degree {written_degree}) to {config.output} as {target}")
     return 0

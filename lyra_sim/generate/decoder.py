@@ -40,7 +40,8 @@ from torch import nn
 from lyra_sim.errors import MissingWeightsError
 from lyra_sim.generate.plucker import block_centres, pixel_rays, plucker_rays
 from lyra_sim.io_utils import atomic_path
-from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat, quat_multiply
+from lyra_sim.rotations import matrix_to_quat, quat_multiply
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.sh import SH_C0
 from lyra_sim.typed import DecoderPreset, VaeKind, check_choice
 

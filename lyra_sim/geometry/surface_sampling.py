@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from lyra_sim.geometry.metrics import face_normals_and_areas
-from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata, matrix_to_quat
+from lyra_sim.rotations import matrix_to_quat
+from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 
 @dataclass

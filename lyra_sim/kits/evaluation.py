@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from lyra_sim.kits.scene_kit import quat_xyzw_to_matrix
+from lyra_sim.rotations import quat_xyzw_to_matrix
 
 
 def object_masks_near_truth(kit, points: np.ndarray, max_distance: float) -> dict[str, np.ndarray]:  # points [N, 3]

@@ -11,15 +11,12 @@ import numpy as np
 from lyra_sim.kits import assets
 from lyra_sim.kits.scene_kit import KitObject, SceneKit
 from lyra_sim.kits.textures import make_texture
+from lyra_sim.rotations import yaw_quaternion_xyzw
 from lyra_sim.typed import KitKind, check_choice
 
 TABLE_TOP_SIZE = (1.5, 1.0, 0.05)  # table/table.urdf
 TABLE_HEIGHT = 0.625  # z of the table's top surface (urdf: top centre at 0.6, 5 cm thick)
 OBJECT_KINDS = ("cube", "blob", "duck")
-
-
-def _yaw_quaternion(yaw: float) -> np.ndarray:  # [4] xyzw
-    return np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
 
 
 def _movable_object(name: str, kind: str, rng: np.random.Generator, texture_seed: int, size: float):
@@ -47,7 +44,7 @@ def _place_on_surface(objects: list[KitObject], rng, low_xy, high_xy, surface_z:
     placed: list[tuple[np.ndarray, float]] = []
     for obj in objects:
         yaw = rng.uniform(0, 2 * np.pi)
-        obj.orientation_xyzw = _yaw_quaternion(yaw)
+        obj.orientation_xyzw = yaw_quaternion_xyzw(yaw)
         obj.position = np.zeros(3)
         rotated = obj.world_mesh()
         footprint = 0.5 * float(np.linalg.norm(rotated.extents[:2]))

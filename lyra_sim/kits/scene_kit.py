@@ -17,19 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.rotations import quat_xyzw_to_matrix
 from lyra_sim.typed import CameraTrajectory, PhotoLighting, check_choice
-
-
-def quat_xyzw_to_matrix(quaternion_xyzw) -> np.ndarray:  # [4] -> [3, 3]
-    """Rotation matrix of a unit quaternion in PyBullet's (x, y, z, w) order."""
-    x, y, z, w = np.asarray(quaternion_xyzw, dtype=np.float64) / np.linalg.norm(quaternion_xyzw)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 @dataclass

@@ -25,7 +25,8 @@ import math
 
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, quat_to_matrix
+from lyra_sim.rotations import quat_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene
 
 PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")
 DEAD_OPACITY = 0.005

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from lyra_sim.scene.gaussian_scene import quat_to_matrix
+from lyra_sim.rotations import quat_to_matrix
 from lyra_sim.scene.sh import eval_sh
 
 ALPHA_THRESHOLD = 1.0 / 255.0

@@ -15,7 +15,8 @@ import math
 import torch
 
 from lyra_sim.render.camera import Camera
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_to_matrix
+from lyra_sim.rotations import matrix_to_quat, quat_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene
 
 DILATION = 0.3  # px², the screen-space blur every backend adds; small Gaussians render this big
 MAX_MERGED_OPACITY = 0.99

@@ -1,8 +1,9 @@
 """``GaussianScene``: the one object that flows through lyra-sim.
 
 Parameters are stored raw, exactly as the INRIA PLY stores them (FORMATS.md 1.1); activated
-views are computed on demand. This module may import torch, numpy and ``lyra_sim.scene.sh``
-only: readers, writers and transforms live beside it and import it, never the other way round.
+views are computed on demand. This module may import torch, numpy, ``lyra_sim.rotations``,
+``lyra_sim.scene.sh`` and ``lyra_sim.scene.transforms`` (which needs this module for type hints
+only); readers and writers live beside it and import it, never the other way round.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+# quat_to_matrix, matrix_to_quat and quat_multiply lived here before lyra_sim.rotations; kept importable.
+from lyra_sim.rotations import matrix_to_quat, quat_multiply, quat_to_matrix  # noqa: F401
 from lyra_sim.scene.sh import SH_C0, num_sh_bases, sh_degree_from_bases
+from lyra_sim.scene.transforms import transform_scene
 
 if TYPE_CHECKING:
     from lyra_sim.scene.cameras import CaptureCameras
@@ -227,8 +231,6 @@ class GaussianScene:
 
     def transform(self, rotation, translation, scale: float = 1.0, *, frame: str | None = None) -> "GaussianScene":
         """x -> scale * rotation @ x + translation; see :func:`lyra_sim.scene.transforms.transform_scene`."""
-        from lyra_sim.scene.transforms import transform_scene  # transforms imports this module
-
         return transform_scene(self, rotation, translation, scale, frame=frame)
 
     # ----------------------------------------------------------------- activated views
@@ -264,52 +266,3 @@ class GaussianScene:
             m = m[torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:1_000_000].to(self.device)]
         lo_hi = torch.quantile(m, q, dim=0)
         return lo_hi[0], lo_hi[1]
-
-
-def quat_to_matrix(quats: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions (w, x, y, z) [..., 4] -> rotation matrices [..., 3, 3]."""
-    w, x, y, z = quats.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(quats.shape[:-1] + (3, 3))
-
-
-def quat_multiply(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:  # [..., 4] x [..., 4] -> [..., 4]
-    """Hamilton product of (w, x, y, z) quaternions: the rotation ``right`` followed by ``left``."""
-    w1, x1, y1, z1 = left.unbind(-1)
-    w2, x2, y2, z2 = right.unbind(-1)
-    return torch.stack(
-        [
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ],
-        dim=-1,
-    )
-
-
-def matrix_to_quat(matrices: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] -> unit quaternions (w, x, y, z) [..., 4] with w >= 0."""
-    m = matrices
-    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    # Four candidate formulas; pick, per matrix, the one with the largest (best-conditioned) pivot.
-    candidates = torch.stack(
-        [
-            torch.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
-        ],
-        dim=-2,
-    )  # [..., 4, 4]
-    pivots = torch.stack([1 + trace, 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1)
-    best = pivots.argmax(-1)
-    q = torch.gather(candidates, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return torch.where(q[..., :1] < 0, -q, q)

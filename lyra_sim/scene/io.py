@@ -4,6 +4,11 @@ Public entry points: :func:`load_scene`, :func:`save_scene`, :func:`load_sequenc
 output) and :func:`detect_format`. Formats are detected from the bytes (PLY header, NGSP / gzip
 magic, torch zip or pickle, .splat record sanity), never from the extension alone. Every
 malformed input raises ``SceneFormatError`` naming the file; writes are atomic.
+
+``FORMATS`` is the one table of formats. Adding a format: write its module in
+``lyra_sim/scene/formats/`` ending with ``FORMAT = SceneFormatSpec(...)`` (sniffing, reader,
+writer, extensions, max SH degree, options) and add that entry to ``FORMATS`` below, where its
+position is its sniffing order.
 """
 
 from __future__ import annotations
@@ -13,57 +18,52 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from tqdm.auto import tqdm
 
 from lyra_sim.errors import SceneFormatError
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.scene.formats import compressed_ply, gsplat_pt, ply, splat, spz
-from lyra_sim.scene.formats._common import file_size, format_error, read_file_bytes, read_file_head
-from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES, is_ply, parse_ply_header
+from lyra_sim.scene.formats._common import format_error, read_file_head
+from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.transforms import count_reasons, invalid_gaussian_reasons, sanitize
 from lyra_sim.typed import CoordinateFrame, InvalidGaussianPolicy, SceneFormat, check_choice
 
-EXTENSION_FORMATS = {".ply": "ply", ".splat": "splat", ".spz": "spz", ".pt": "gsplat_pt", ".pth": "gsplat_pt"}
-# Highest SH degree each writable format stores; richer scenes are truncated with a warning.
-WRITERS: dict[str, tuple[Callable, int, tuple[str, ...]]] = {
-    # format: (writer, max SH degree, accepted options)
-    "ply": (ply.write_ply, 3, ("encoding", "normals")),
-    "lyra_ply": (lambda scene, path, **o: ply.write_ply(scene, path, layout="lyra", **o), 0, ("encoding",)),
-    "compressed_ply": (compressed_ply.write_compressed_ply, 3, ("sort",)),
-    "splat": (splat.write_splat, 0, ()),
-    "spz": (spz.write_spz, 3, ("version", "keep_frame", "sh1_bits", "sh_rest_bits", "compression_level")),
+# In sniffing order: the PLY variants from the most specific header to the plainest, magic
+# numbers next, and .splat (no magic, a plausibility check on its records) last.
+FORMATS: dict[str, SceneFormatSpec] = {
+    spec.name: spec
+    for spec in (
+        compressed_ply.FORMAT,
+        ply.LYRA_FORMAT,
+        ply.FORMAT,
+        spz.FORMAT,
+        gsplat_pt.FORMAT,
+        splat.FORMAT,
+    )
 }
 
 
 def detect_format(path) -> str:
-    """The format of the file at ``path`` from its content (one of ``lyra_sim.typed.SceneFormat``)."""
+    """The format of the file at ``path`` from its content (a key of ``FORMATS``)."""
     path = Path(path)
     if path.is_dir():
+        for spec in FORMATS.values():
+            if spec.folders and spec.sniff(path, b""):
+                return spec.name
         raise format_error(path, "is a directory (use load_sequence for a folder of per-time files)")
     head = read_file_head(path, MAX_HEADER_BYTES)
-    if is_ply(head):
-        header = parse_ply_header(head, path)
-        if compressed_ply.is_compressed_header(header):
-            return "compressed_ply"
-        return "lyra_ply" if ply.is_lyra_layout(header) else "ply"
-    if spz.is_spz(head):
-        return "spz"
-    if gsplat_pt.is_torch_file(head):
-        return "gsplat_pt"
-    if splat.looks_like_splat(path, head, file_size(path)):
-        return "splat"
-    if path.suffix.lower() == ".splat":
-        raise format_error(path, f"not a valid .splat file ({file_size(path)} bytes; records must be 32 bytes with finite positive scales)")
-    raise format_error(path, f"unrecognised splat format (first bytes {head[:8].hex(' ')}); supported: {', '.join(_formats())}")
-
-
-def _formats() -> tuple[str, ...]:
-    from typing import get_args
-
-    return get_args(SceneFormat)
+    for spec in FORMATS.values():
+        if spec.sniff(path, head):
+            return spec.name
+    implied = format_for_extension(path)
+    if implied is not None and FORMATS[implied].unsniffed is not None:
+        FORMATS[implied].unsniffed(path)  # raises a precise error, or returns: read it as that format
+        return implied
+    raise format_error(path, f"unrecognised splat format (first bytes {head[:8].hex(' ')}); supported: {', '.join(FORMATS)}")
 
 
 def load_scene(
@@ -94,19 +94,12 @@ def load_scene(
         check_choice(frame, CoordinateFrame, "frame")
     path = Path(path)
     kind = detect_format(path)
+    spec = FORMATS[kind]
+    if spec.read is None:
+        raise format_error(path, f"{kind} files can be written but not read")
+    options = {"keep_frame": keep_spz_frame}
     try:
-        if kind == "gsplat_pt":
-            scene = gsplat_pt.read_gsplat_pt(path)
-        else:
-            data = read_file_bytes(path)
-            if kind == "spz":
-                scene = spz.read_spz(path, data, keep_frame=keep_spz_frame)
-            elif kind == "compressed_ply":
-                scene = compressed_ply.read_compressed_ply(path, data)
-            elif kind == "splat":
-                scene = splat.read_splat(path, data)
-            else:
-                scene = ply.read_ply(path, data)
+        scene = spec.read(path, **{name: value for name, value in options.items() if name in spec.read_options})
     except SceneFormatError:
         raise
     except (ValueError, IndexError, OverflowError, struct.error, zlib.error, EOFError) as error:
@@ -150,11 +143,11 @@ def _apply_invalid_policy(scene: GaussianScene, path, invalid: str) -> GaussianS
 
 
 def format_for_extension(path) -> str | None:
-    """The format a file name implies (``.compressed.ply`` -> compressed_ply), or None."""
-    path = Path(path)
-    if path.name.lower().endswith(".compressed.ply"):
-        return "compressed_ply"
-    return EXTENSION_FORMATS.get(path.suffix.lower())
+    """The format a file name implies (``.compressed.ply`` -> compressed_ply), or None: the
+    longest of the table's extensions the name ends with."""
+    name = Path(path).name.lower()
+    matches = [(len(ext), spec.name) for spec in FORMATS.values() for ext in spec.extensions if name.endswith(ext)]
+    return max(matches)[1] if matches else None
 
 
 def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, cameras: bool = True, **options: Any) -> Path:
@@ -170,12 +163,14 @@ def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None,
     ``compression_level``. A scene with more SH than the format stores is truncated with a warning.
     """
     path = Path(path)
+    writable = [name for name, spec in FORMATS.items() if spec.write is not None]
     if format is None:
         format = format_for_extension(path)
-        if format is None or format not in WRITERS:
-            raise ValueError(f"cannot tell the format of {path} from its extension; pass format= one of {sorted(WRITERS)}")
-    check_choice(format, tuple(WRITERS), "format")
-    writer, max_degree, accepted = WRITERS[format]
+        if format is None or format not in writable:
+            raise ValueError(f"cannot tell the format of {path} from its extension; pass format= one of {sorted(writable)}")
+    check_choice(format, writable, "format")
+    spec = FORMATS[format]
+    writer, max_degree, accepted = spec.write, spec.max_sh_degree, spec.write_options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"save_scene(format={format!r}) got unknown options {unknown}; accepted: {list(accepted)}")
@@ -198,9 +193,10 @@ def _natural_key(path: Path) -> list:
 def sequence_files(folder) -> list[Path]:
     """Splat files in ``folder`` in natural order (frame_2 before frame_10)."""
     folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSION_FORMATS]
+    extensions = sorted({ext for spec in FORMATS.values() for ext in spec.extensions})
+    files = [p for p in folder.iterdir() if p.is_file() and format_for_extension(p) is not None]
     if not files:
-        raise format_error(folder, f"holds no splat files ({', '.join(sorted(EXTENSION_FORMATS))})")
+        raise format_error(folder, f"holds no splat files ({', '.join(extensions)})")
     return sorted(files, key=_natural_key)
 
 

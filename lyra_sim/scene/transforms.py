@@ -6,19 +6,23 @@ colour seen along R d after the transform equals the colour seen along d before 
 
 Capture cameras in ``metadata.cameras`` follow the same similarity.
 
-This module may import torch, numpy and ``lyra_sim.scene`` (``gaussian_scene``, ``sh``, ``cameras``) only.
+This module may import torch, numpy, ``lyra_sim.rotations`` and ``lyra_sim.scene.sh`` only
+(``gaussian_scene`` for type hints: it imports this module; ``cameras`` is duck-typed).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_multiply
+from lyra_sim.rotations import matrix_to_quat, quat_multiply
 from lyra_sim.scene.sh import sh_basis, sh_degree_from_bases
+
+if TYPE_CHECKING:  # a runtime import would close a circle: gaussian_scene imports this module
+    from lyra_sim.scene.gaussian_scene import GaussianScene
 
 # How far a rotation matrix may be from orthonormal with det +1 (float32 inputs round-trip).
 _ROTATION_TOLERANCE = 1e-4
@@ -163,8 +167,8 @@ def _non_finite_rows(values: torch.Tensor) -> np.ndarray:  # [N, ...] -> [N] boo
 
     numpy, single-threaded: on a busy machine torch's thread pool costs more than it saves here.
     """
-    # An explicit row width: reshape(0, -1) is ambiguous, and an empty scene is valid (an object bundle's background).
-    flat = values.detach().reshape(len(values), int(np.prod(values.shape[1:]))).cpu().numpy()
+    # reshape(N, -1) is ambiguous for N = 0 (an empty scene): give the row length explicitly.
+    flat = values.detach().reshape(len(values), math.prod(values.shape[1:])).cpu().numpy()
     with np.errstate(over="ignore", invalid="ignore"):
         # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
         suspects = np.flatnonzero(~np.isfinite(flat.sum(axis=1)))

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.photos.dataset import DatasetError, PhotoDataset
+from lyra_sim.rotations import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 from lyra_sim.photos.formats._common import PhotoFormat, ViewOnDisk, assemble_views, depth_to_png16, drop_missing_images, find_depth_file, write_png
 
 def sniff(path: Path) -> bool:
@@ -89,18 +89,9 @@ def colmap_intrinsics(camera: ColmapCamera, source: Path) -> tuple[np.ndarray, n
     return K, distortion
 
 
-def qvec_to_matrix(qvec: np.ndarray) -> np.ndarray:  # [4] (w, x, y, z) -> [3, 3]
-    """Rotation matrix of a unit quaternion in COLMAP's (w, x, y, z) order."""
-    from lyra_sim.scene.gaussian_scene import quat_to_matrix
-
-    q = torch.as_tensor(np.asarray(qvec, dtype=np.float64))
-    return quat_to_matrix(q / q.norm()).numpy()
-
-
-def matrix_to_qvec(rotation: np.ndarray) -> np.ndarray:  # [3, 3] -> [4] (w, x, y, z)
-    from lyra_sim.scene.gaussian_scene import matrix_to_quat
-
-    return matrix_to_quat(torch.as_tensor(np.asarray(rotation, dtype=np.float64))).numpy()
+# COLMAP's names for the (w, x, y, z) helpers.
+qvec_to_matrix = quat_wxyz_to_matrix
+matrix_to_qvec = matrix_to_quat_wxyz
 
 
 class _Reader:

@@ -29,8 +29,9 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     sh_to_channel_major_rest,
 )
-from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, is_ply, parse_ply_header, ply_header_text, read_ply_elements
 from lyra_sim.scene.formats.ply import REST_COUNT_TO_DEGREE
+from lyra_sim.scene.formats.spec import SceneFormatSpec, reading_bytes
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 CHUNK_SIZE = 256
@@ -208,3 +209,11 @@ def write_compressed_ply(scene: GaussianScene, path, *, sort: bool = True) -> No
         vertex.tofile(handle)
         if sh_bytes is not None:
             sh_bytes.tofile(handle)
+
+
+def sniff(path, head: bytes) -> bool:
+    return is_ply(head) and is_compressed_header(parse_ply_header(head, path))
+
+
+FORMAT = SceneFormatSpec("compressed_ply", sniff, reading_bytes(read_compressed_ply), write_compressed_ply,
+                         extensions=(".compressed.ply",), max_sh_degree=3, write_options=("sort",))

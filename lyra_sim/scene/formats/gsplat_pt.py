@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lyra_sim.scene.formats._common import format_error, read_file_head
+from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.sh import SH_C0, sh_degree_from_bases
 
@@ -112,3 +113,6 @@ def read_gsplat_pt(path) -> GaussianScene:
     if len(files) > 1:
         scene.metadata.notes.append(f"concatenated {len(files)} rank files: {', '.join(f.name for f in files)}")
     return scene
+
+
+FORMAT = SceneFormatSpec("gsplat_pt", lambda path, head: is_torch_file(head), read_gsplat_pt, None, extensions=(".pt", ".pth"))

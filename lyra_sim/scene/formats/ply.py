@@ -22,7 +22,8 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     sh_to_channel_major_rest,
 )
-from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.formats.ply_container import PlyHeader, element_matrix, is_ply, parse_ply_header, ply_header_text, read_ply_elements
+from lyra_sim.scene.formats.spec import SceneFormatSpec, reading_bytes
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 from lyra_sim.scene.sh import num_sh_bases
 from lyra_sim.typed import CoordinateFrame, PlyEncoding, check_choice
@@ -231,3 +232,19 @@ def write_ply(
             np.savetxt(handle, body, fmt="%.9g")
         else:
             body.astype(">f4" if encoding == "binary_big_endian" else "<f4", copy=False).tofile(handle)
+
+
+def write_lyra_ply(scene: GaussianScene, path, *, encoding: str = "binary_little_endian") -> None:
+    """Write ``scene`` (degree 0) in Lyra's 14-property layout."""
+    write_ply(scene, path, layout="lyra", encoding=encoding)
+
+
+def sniff_lyra(path, head: bytes) -> bool:
+    return is_ply(head) and is_lyra_layout(parse_ply_header(head, path))
+
+
+# Sniffed after the compressed PLY (same container); INRIA last of the PLY variants.
+LYRA_FORMAT = SceneFormatSpec("lyra_ply", sniff_lyra, reading_bytes(read_ply), write_lyra_ply, max_sh_degree=0,
+                              write_options=("encoding",))
+FORMAT = SceneFormatSpec("ply", lambda path, head: is_ply(head), reading_bytes(read_ply), write_ply, extensions=(".ply",),
+                         max_sh_degree=3, write_options=("encoding", "normals"))

@@ -15,6 +15,7 @@ from lyra_sim.scene.formats._common import (
     byte_table,
     color_to_dc,
     dc_to_color,
+    file_size,
     format_error,
     logit_to_alpha,
     normalized_quaternions,
@@ -22,6 +23,7 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     to_uint8_rounded,
 )
+from lyra_sim.scene.formats.spec import SceneFormatSpec, reading_bytes
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
@@ -77,3 +79,15 @@ def write_splat(scene: GaussianScene, path) -> None:
     records["rotation"] = to_uint8_rounded(normalized_quaternions(arrays["quats"]) * 128.0 + 128.0)
     with open(path, "wb") as handle:
         handle.write(records.tobytes())
+
+
+def sniff(path, head: bytes) -> bool:
+    return looks_like_splat(path, head, file_size(path))
+
+
+def unsniffed(path) -> None:
+    raise format_error(path, f"not a valid .splat file ({file_size(path)} bytes; records must be 32 bytes with finite positive scales)")
+
+
+FORMAT = SceneFormatSpec("splat", sniff, reading_bytes(read_splat), write_splat, extensions=(".splat",), max_sh_degree=0,
+                         unsniffed=unsniffed)

@@ -31,6 +31,7 @@ from lyra_sim.scene.formats._common import (
     scene_to_arrays,
     to_uint8_rounded,
 )
+from lyra_sim.scene.formats.spec import SceneFormatSpec, reading_bytes
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
 
 SPZ_MAGIC = 0x5053474E  # "NGSP" little-endian
@@ -362,3 +363,9 @@ def write_spz(
             for stream in streams:
                 handle.write(deflater.compress(stream))
             handle.write(deflater.flush())
+
+
+FORMAT = SceneFormatSpec(
+    "spz", lambda path, head: is_spz(head), reading_bytes(read_spz), write_spz, extensions=(".spz",), max_sh_degree=3,
+    read_options=("keep_frame",), write_options=("version", "keep_frame", "sh1_bits", "sh_rest_bits", "compression_level"),
+)
