@@ -8,8 +8,9 @@ drop, each counted separately:
 * ``beyond_capture``: farther from the photographed region's centre (the point all optical
   axes pass closest to) than ``far_factor`` times the farthest camera (sky, distant background);
 * ``in_free_space``: in front of the surface the photos see, in at least half of the views
-  that see it (and at least two): the cameras looked through it. The surface is the rendered
-  median depth of the scene itself from the capture cameras (low resolution).
+  that see it (and at least two): the cameras looked through it. The surface is rendered from
+  the scene itself at the capture cameras (low resolution): the farther of the median depth and
+  the expected depth, so a floater does not hide the surface behind it.
 
 Pure functions on arrays and a ``GaussianScene``; the renderer is imported lazily.
 """
@@ -76,7 +77,10 @@ def free_space_violations(
     kept_scene.metadata.cameras = None
     camera = cameras.to_camera(indices, width=min(width, int(sizes[indices[0], 0])))
     with torch.no_grad():
-        depth = render(kept_scene, camera, modes=("median_depth",), backend=backend)["median_depth"][..., 0].cpu().numpy()  # [C, H, W]
+        images = render(kept_scene, camera, modes=("median_depth", "depth"), backend=backend)
+    # The farther of the median and the expected depth: a floater opaque enough to be the median
+    # surface itself still lets the photos see what lies behind it, which pulls the expected depth back.
+    depth = torch.maximum(images["median_depth"], images["depth"])[..., 0].cpu().numpy()  # [C, H, W]
     points = scene.means.detach().cpu().numpy().astype(np.float64)
     z, u, v = project(points, camera.viewmat.double().numpy(), camera.K.double().numpy())
     columns, rows = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
