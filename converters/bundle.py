@@ -286,6 +286,9 @@ def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out
     """An object bundle (module docstring; written by ``converters.compose.write_object_bundle``,
     the format issue 17 composes) from the normalised object scan ``world``."""
     from lyra_sim.converters.compose import write_object_bundle
+    from lyra_sim.converters.evidence import angle_deg, settle
+    from lyra_sim.converters.normalise import rotation_between
+    from lyra_sim.scene.transforms import transform_scene
 
     name = _object_name(scene)
     with stages("objects"):
@@ -294,15 +297,33 @@ def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out
         pass
     with stages("convex"):
         built = _build_object(name, world, config)
+        # The hulls are the body physics sees: stand it where they come to rest (the centre of
+        # mass as low as it gets), not where the Gaussians' hull would, or it rocks at the start.
+        vertices = np.concatenate([hull.vertices for hull in built.hulls])
+        limit = config.object_settle_max_deg
+        resting_up = settle(vertices, np.zeros(3), np.array([0.0, 0.0, 1.0]), max_turn_deg=limit)
+        settled_by = angle_deg(resting_up, [0.0, 0.0, 1.0])
+        normal.steps["up_and_floor"]["settled_on_hulls_deg"] = round(settled_by, 3)
+        if settled_by >= 0.98 * limit:  # no rest within reach: keep the evidence's up, and say so
+            normal.warnings.append(f"the object's convex parts do not rest within {limit:g} degrees of the up found: it may tip over "
+                                   "in simulation (check the up direction, or raise object_resolution / max_hulls)")
+            resting_up = np.array([0.0, 0.0, 1.0])
+        turn = rotation_between(resting_up, np.array([0.0, 0.0, 1.0]))
+        built.hulls = [Mesh(hull.vertices @ turn.T, hull.faces) for hull in built.hulls]
+        built.scene = transform_scene(built.scene, turn, np.zeros(3), 1.0)
+        body_turn = np.eye(4)
+        body_turn[:3, :3] = turn
     # write_object_bundle stands the object at the origin: its centre of mass above (0, 0) and its
     # lowest hull point on z = 0. The source -> bundle transform gains that shift.
     lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
-    shift = np.array([-built.position[0], -built.position[1], -(built.position[2] + lowest)])
-    placed = np.eye(4)
-    placed[:3, 3] = shift
     head = _manifest_head(scene, normal, "object")
     extra = {key: head[key] for key in ("tool_version", "source", "normalisation", "up_confidence", "warnings")}
-    extra["transform"] = (placed @ normal.transform).tolist()
+    # source -> normalised world -> body frame (centre of mass at 0) -> settled -> placed
+    to_body = np.eye(4)
+    to_body[:3, 3] = -built.position
+    lift = np.eye(4)
+    lift[2, 3] = -lowest
+    extra["transform"] = (lift @ body_turn @ to_body @ normal.transform).tolist()
     with stages("write"):
         write_object_bundle(out_dir, name, built.scene, built.hulls, built.mass, source=scene.metadata.source,
                             report={**built.report, "config": config.to_dict(), "stage_seconds": stages.seconds}, manifest_extra=extra)

@@ -96,6 +96,8 @@ class BuildConfig:
         convex_tolerance: a solid within this volume fraction of its convex hull is one hull.
         max_hulls: upper bound on hulls per object.
         object_density: kg/m^3, gives each object's mass from its hull volume.
+        object_settle_max_deg: an object scan is turned onto the rest of its convex parts when
+            that rest lies within this angle of the up found (else it is left, with a warning).
 
     Other:
         render_backend: renderer backend for depth maps and the preview.
@@ -168,6 +170,7 @@ class BuildConfig:
     convex_tolerance: float = 0.2
     max_hulls: int = 16
     object_density: float = 500.0
+    object_settle_max_deg: float = 10.0
 
     render_backend: RenderBackend = "auto"
     preview_size: int = 320

@@ -143,13 +143,13 @@ def test_object_scan_becomes_an_upright_object_bundle(duck, tmp_path):
 
     scene, truth = disguise(duck.scene, "opencv", 5, cameras=False)
     path = save_scene(scene, tmp_path / "duck_scan.ply")
-    config = BuildConfig(render_backend="cpu", convex_method="vhacd", object_resolution=24, max_hulls=4, preview_size=64)
+    config = BuildConfig(render_backend="cpu", convex_method="vhacd", object_resolution=48, max_hulls=8, preview_size=64)
     bundle_path = build_bundle(load_scene(path), tmp_path / "bundle", config, progress=False)
     bundle = load_bundle(bundle_path)
     manifest = bundle.manifest
     assert manifest["kind"] == "object" and len(bundle.objects) == 1 and len(bundle.background_scene()) == 0
     record = manifest["normalisation"]["up_and_floor"]
-    assert record["kind"] == "object" and record["chosen_source"] == "resting_face"
+    assert record["kind"] == "object" and record["chosen_source"] == "resting_face" and record["settled_on_hulls_deg"] < 10.0
     assert {c["source"] for c in record["candidates"]} >= {"habit", "resting_face"}
     assert any("units unknown" in w for w in manifest["warnings"])
     # Upright: the true up maps onto +Z.
