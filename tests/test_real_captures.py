@@ -183,7 +183,7 @@ def test_object_scan_becomes_an_upright_object_bundle(duck, tmp_path):
     shutil.copytree(bundle_path, cramped)
     manifest["spawn_region"] = {"min": [-0.15, -0.15], "max": [0.15, 0.15], "z": 0.0}
     (cramped / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"cramped: Navigate needs a free floor region of at least 20 cells.*too few free cells"):
+    with pytest.raises(BundleError, match=r"cramped: (no free floor cell|Navigate needs a free floor region of at least 20 cells.*too few free cells)"):
         gymnasium.make("LyraSim/Navigate-v0", bundle=str(cramped), width=16, height=16, render_backend="cpu").reset(seed=0)
 
 
@@ -203,3 +203,28 @@ def test_build_cli_finds_cameras_and_reports_the_evidence(tabletop, tmp_path, ca
     assert cameras["frame"] == "z-up" and len(cameras["cameras"]) == len(tabletop.scene.metadata.cameras)
     assert main(["build", str(path), "-o", str(tmp_path / "x"), "--as-object", "--as-scene"]) == 1
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_navigate_refuses_a_free_region_too_small_or_too_narrow(tmp_path):
+    from scipy import sparse
+
+    from lyra_sim.envs.tasks.navigate import check_navigable
+    from lyra_sim.sim.free_space import FreeSpace
+
+    def region(shape):
+        free = np.ones(shape, dtype=bool)
+        flat = np.arange(free.size).reshape(shape)
+        rows, cols = [], []
+        for di, dj in ((1, 0), (0, 1)):
+            a = flat[: shape[0] - di, : shape[1] - dj].ravel()
+            b = flat[di:, dj:].ravel()
+            rows.append(a)
+            cols.append(b)
+        graph = sparse.coo_matrix((np.full(sum(len(r) for r in rows), 0.1), (np.concatenate(rows), np.concatenate(cols))), shape=(free.size, free.size)).tocsr()
+        return FreeSpace(origin=np.zeros(2), resolution=0.1, free=free, graph=graph)
+
+    with pytest.raises(BundleError, match="has 4 .*too few free cells"):
+        check_navigable(region((2, 2)), tmp_path / "tiny", 0.6)
+    with pytest.raises(BundleError, match="start would equal goal"):
+        check_navigable(region((5, 5)), tmp_path / "narrow", 1.0)  # 25 cells, 0.8 m across; goals >= 1 m away
+    check_navigable(region((10, 10)), tmp_path / "fine", 0.6)
