@@ -309,6 +309,20 @@ def test_scene_file_viewer_shows_detection(server, tmp_path):
         viewer.stop()
 
 
+def test_episode_on_another_bundle_says_what_is_missing(server, episode_file):
+    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.viewer.app import Viewer
+
+    viewer = Viewer(server)
+    try:
+        viewer.show_bundle(load_bundle(ROOM.parent / "tabletop"))
+        viewer.show_episode(load_episode(episode_file))  # recorded in the room, which has one object more
+        note = viewer.info[-1].content
+        assert "**not in this bundle**: object_2 (recorded on" in note  # the tabletop has object_0 and object_1
+    finally:
+        viewer.stop()
+
+
 def test_serve_rejects_bad_paths(tmp_path):
     from lyra_sim.viewer.app import serve
 

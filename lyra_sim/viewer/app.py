@@ -414,8 +414,10 @@ class Viewer:
 
         threading.Thread(target=player, name="lyra-sim-view-player", daemon=True).start()
         apply(0)
+        missing = sorted({part.body for part in episode.parts if part.kind == "object" and part.body not in self._object_frames})
         self._markdown(f"- episode **{episode.path.name}**: {episode.env_id}, {len(episode)} frames at {episode.fps:g} fps, "
-                       f"{int(episode.episode_index.max()) + 1} episode(s)")
+                       f"{int(episode.episode_index.max()) + 1} episode(s)"
+                       + (f"; **not in this bundle**: {', '.join(missing)} (recorded on {episode.bundle})" if missing else ""))
 
     # ------------------------------------------------------------------ our renderer
     def add_render_camera(self) -> None:
