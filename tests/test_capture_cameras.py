@@ -124,11 +124,13 @@ def test_camera_up_is_gravity_despite_roll_and_pitch(cameras):
 def test_malformed_camera_files_name_the_file(cameras, tmp_path):
     path = save_scene(_scene(), tmp_path / "scene.ply")
     (tmp_path / "cameras.json").write_text("[{\"width\": 4}]")
+    with pytest.warns(UserWarning, match="ignoring capture cameras.*cameras.json.*camera 0 needs"):
+        assert load_scene(path).metadata.cameras is None  # found by looking around: warned, ignored
     with pytest.raises(SceneFormatError, match="cameras.json.*camera 0 needs"):
-        load_scene(path)
+        load_scene(path, cameras=tmp_path / "cameras.json")  # named explicitly: an error
     (tmp_path / "cameras.json").write_text("{not json")
     with pytest.raises(SceneFormatError, match="cannot read camera file"):
-        load_scene(path)
+        load_scene(path, cameras=tmp_path / "cameras.json")
     with pytest.raises(ValueError, match="no such camera file"):
         load_cameras(tmp_path / "missing")
     (tmp_path / "cameras.json").unlink()

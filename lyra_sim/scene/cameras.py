@@ -11,12 +11,12 @@ Discovery (:func:`find_cameras`, used by ``load_scene``) looks beside a scene fi
 1. our sidecar ``<stem>.cameras.json`` (written by ``save_scene`` when a scene has cameras;
    format below);
 2. an INRIA 3DGS output folder: ``cameras.json`` next to ``point_cloud/iteration_*/point_cloud.ply``
-   (or in the file's folder);
+   (or in the file's own folder);
 3. a nerfstudio / instant-ngp ``transforms.json`` (poses camera-to-world, OpenGL axes), mapped
    by ``dataparser_transforms.json`` (nerfstudio's transform and scale) when one is found;
 4. a COLMAP model ``sparse/0`` (or ``sparse``), text or binary.
 
-Folders searched: the file's own, its parent and grandparent. ``load_cameras(PATH)`` reads any
+Folders searched for 3 and 4: the file's own, its parent and grandparent. ``load_cameras(PATH)`` reads any
 of these explicitly (a file, or a folder holding one).
 
 Sidecar ``<stem>.cameras.json`` (version 1)::
@@ -433,7 +433,12 @@ def find_cameras(scene_path) -> tuple[CaptureCameras, str] | None:
     if sidecar.is_file():
         return read_sidecar(sidecar)
     folders = _search_folders(scene_path)
-    for folder in folders:
+    # INRIA's cameras.json: beside the file, or at the output root of point_cloud/iteration_N/
+    # (not any parent: a bundle's splats/<object>.ply is in another frame than its root's cameras).
+    inria = [scene_path.parent]
+    if scene_path.parent.name.startswith("iteration_") and scene_path.parent.parent.name == "point_cloud":
+        inria.append(scene_path.parent.parent.parent)
+    for folder in inria:
         if (folder / "cameras.json").is_file():
             return read_sidecar(folder / "cameras.json")
     for folder in folders:

@@ -135,7 +135,12 @@ def _attach_cameras(scene: GaussianScene, path: Path, cameras) -> None:
     try:
         found = find_cameras(path) if cameras is True else load_cameras(cameras)
     except CameraFileError as error:
-        raise SceneFormatError(f"{path}: capture cameras: {error}") from None
+        if cameras is not True:  # named explicitly: a broken file is an error
+            raise SceneFormatError(f"{path}: capture cameras: {error}") from None
+        # Found by looking around: say so loudly, but the scene itself is fine.
+        warnings.warn(f"{path}: ignoring capture cameras beside it: {error}", stacklevel=3)
+        scene.metadata.notes.append(f"capture cameras ignored: {error}")
+        return
     if found is None:
         return
     capture, camera_frame = found
