@@ -53,6 +53,7 @@ RENDER_CASES = [
     (["--fov", "180"], "--fov must be in (0, 180)"),
     (["--fov", "nan"], "--fov must be a finite number"),
     (["--fov", "inf"], "--fov must be a finite number"),
+    (["--fov", "1e-308"], "--fov must be at least 0.001 degrees"),
     (["--eye", "1", "2", "3", "--target", "1", "2", "3"], "--eye and --target are the same point"),
     (["--up", "0", "0", "0"], "up direction must not be zero"),
     (["--up", "0", "0", "nan"], "--up must be finite"),

@@ -138,6 +138,8 @@ def check_options(config: Config) -> None:
     if max(config.width, config.height) > MAX_IMAGE_SIDE or config.width * config.height > MAX_IMAGE_PIXELS:
         raise UsageError(f"--width {config.width} --height {config.height}: images are limited to {MAX_IMAGE_SIDE} pixels a side and {MAX_IMAGE_PIXELS} pixels in all")
     finite(config.fov, "--fov", low=0.0, high=180.0, open_interval=True)
+    if config.fov < 1e-3:  # a denormal FOV puts the camera at an infinite distance (found by the fuzz campaign)
+        raise UsageError(f"--fov must be at least 0.001 degrees, got {config.fov:g}")
     finite(config.orbit_angle, "--orbit-angle")
     finite(config.elevation, "--elevation", low=-90.0, high=90.0)
     finite(config.distance, "--distance", positive=True)
