@@ -5,14 +5,14 @@ Stages: normalise (up, floor, scale, clean-up) -> objects (given masks or automa
 segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object: carved
 solid, convex decomposition, mass properties, body frame at the centre of mass -> write
 (splats, OBJ meshes, URDFs, preview, manifest) into a temporary sibling folder that is renamed
-onto ``out_dir`` only when complete and validated by ``lyra_sim.sim.bundle.load_bundle``.
+onto ``out_dir`` only when complete and validated by ``lyra_sim.bundle.load_bundle``. The
+manifest is a typed ``lyra_sim.bundle.Manifest`` written with ``write_manifest``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lyra_sim.bundle.manifest import SCHEMA_VERSION, Bounds, Manifest, ObjectEntry, Pose, SourceInfo, SpawnRegion, write_manifest
 from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.converters.convex import convex_decomposition
@@ -33,7 +34,6 @@ from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
-SCHEMA_VERSION = 1
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -188,42 +188,35 @@ def build_bundle(
             slab = ground_slab(low, high, config) if config.ground_slab else None
             floor_xy = means[~in_object][floor_gaussians(background, band=0.02), :2]
             spawn_low, spawn_high = (np.percentile(floor_xy, [5, 95], axis=0) if len(floor_xy) >= 10 else (low[:2], high[:2]))
-            manifest = {
-                "schema_version": SCHEMA_VERSION,
-                "tool_version": __version__,
-                "units": "m",
-                "up_axis": "+Z",
-                "source": {
-                    "path": scene.metadata.source,
-                    "sha256": _file_sha256(scene.metadata.source),
-                    "format": scene.metadata.format,
-                    "frame": scene.metadata.frame,
-                },
-                "transform": normal.transform.tolist(),
-                "normalisation": normal.steps,
-                "bounds": {"min": low.tolist(), "max": high.tolist()},
-                "floor_height": 0.0,
-                "spawn_region": {"min": spawn_low.tolist(), "max": spawn_high.tolist(), "z": 0.0},
-                "background": {
-                    "splat": "splats/background.ply",
-                    "urdf": "scene.urdf",
-                    "collision_mesh": "meshes/background_collision.obj",
-                    "visual_mesh": "meshes/background_visual.obj",
-                },
-                "objects": [
-                    {
-                        "name": obj.name,
-                        "splat": f"splats/{obj.name}.ply",
-                        "urdf": f"objects/{obj.name}.urdf",
-                        "collision_mesh": f"meshes/{obj.name}_collision.obj",
-                        "mass": obj.mass,
-                        "initial_pose": {"position": obj.position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
-                        "hulls": len(obj.hulls),
-                        "size": (np.max([h.vertices.max(0) for h in obj.hulls], 0) - np.min([h.vertices.min(0) for h in obj.hulls], 0)).tolist(),
-                    }
+            manifest = Manifest(
+                schema_version=SCHEMA_VERSION,
+                kind="scene",
+                tool_version=__version__,
+                source=SourceInfo(
+                    path=scene.metadata.source,
+                    sha256=_file_sha256(scene.metadata.source),
+                    format=scene.metadata.format,
+                    frame=scene.metadata.frame,
+                ),
+                transform=np.asarray(normal.transform, dtype=np.float64),
+                normalisation=normal.steps,
+                bounds=Bounds(low.astype(np.float64), high.astype(np.float64)),
+                floor_height=0.0,
+                spawn_region=SpawnRegion(np.asarray(spawn_low, dtype=np.float64), np.asarray(spawn_high, dtype=np.float64), 0.0),
+                objects=[
+                    ObjectEntry(
+                        name=obj.name,
+                        splat=f"splats/{obj.name}.ply",
+                        urdf=f"objects/{obj.name}.urdf",
+                        collision_mesh=f"meshes/{obj.name}_collision.obj",
+                        mass=obj.mass,
+                        initial_pose=Pose(np.asarray(obj.position, dtype=np.float64), np.array([0.0, 0.0, 0.0, 1.0])),
+                        hulls=len(obj.hulls),
+                        size=np.max([h.vertices.max(0) for h in obj.hulls], 0) - np.min([h.vertices.min(0) for h in obj.hulls], 0),
+                    )
                     for obj in objects
                 ],
-                "build": {
+                build={
                     "config": config.to_dict(),
                     "segmentation": segmentation,
                     "gaussians": {"input": len(scene), "world": len(world), "background": len(background)},
@@ -232,14 +225,14 @@ def build_bundle(
                     "objects": {obj.name: obj.report for obj in objects},
                     "stage_seconds": stages.seconds,
                 },
-                "preview": "preview.png",
-            }
+                preview="preview.png",
+            )
             with atomic_path(out_dir) as folder:
                 write_started = time.perf_counter()
                 _write_files(folder, background, world, objects, scenery, slab, manifest, config)
-                manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
-                (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-                from lyra_sim.sim.bundle import load_bundle
+                manifest.build["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
+                write_manifest(manifest, folder)  # validated against the files just written
+                from lyra_sim.bundle.loader import load_bundle
 
                 load_bundle(folder)  # refuse to publish a bundle our own loader rejects
     finally:
@@ -247,7 +240,7 @@ def build_bundle(
     return out_dir
 
 
-def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig) -> None:
+def _write_files(folder: Path, background, world, objects, scenery, slab, manifest: Manifest, config: BuildConfig) -> None:
     """Everything except manifest.json, into the temporary bundle ``folder``."""
     from lyra_sim.scene.io import save_scene
 
@@ -268,13 +261,13 @@ def _write_files(folder: Path, background, world, objects, scenery, slab, manife
     _write_preview(folder / "preview.png", world, manifest, config)
 
 
-def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: BuildConfig) -> None:
+def _write_preview(path: Path, world: GaussianScene, manifest: Manifest, config: BuildConfig) -> None:
     """Render the whole scene (scenery and objects at their initial poses) from 40 degrees up."""
     from PIL import Image
 
     from lyra_sim.render.api import render
 
-    camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
+    camera = preview_camera(manifest.bounds.min, manifest.bounds.max, config.preview_size)
     with torch.no_grad():
         rgb = render(world, camera, modes=("rgb",), backend=config.render_backend, background=(1.0, 1.0, 1.0))["rgb"][0]
     Image.fromarray((rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)).save(path)

@@ -37,35 +37,8 @@ from lyra_sim.sim.compositor import ComposedScene, RigidPart, composite_by_depth
 from lyra_sim.sim.robot_splats import body_link_splats, link_frame_poses
 from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
 
-# Bundles are immutable once built: load their Gaussians once per process and share them.
-_BUNDLE_CACHE: dict[tuple[str, float], tuple[Any, GaussianScene, list[GaussianScene]]] = {}
-
-
-def resolve_bundle_path(bundle: str | Path | None, default_name: str) -> Path:
-    """The directory of ``bundle``: a path, the name of a packaged bundle, or None for ``default_name``."""
-    if bundle is None:
-        bundle = default_name
-    candidate = Path(bundle).expanduser()
-    if not candidate.exists() and (constants.PACKAGED_BUNDLES_DIR / str(bundle)).exists():
-        candidate = constants.PACKAGED_BUNDLES_DIR / str(bundle)
-    if not (candidate / "manifest.json").is_file():
-        packaged = sorted(p.name for p in constants.PACKAGED_BUNDLES_DIR.glob("*") if (p / "manifest.json").is_file())
-        raise BundleError(
-            f"{candidate}: not a SimBundle (no manifest.json). Pass a bundle directory built with "
-            f"`lyra-sim build`, or one of the packaged bundles: {', '.join(packaged) or 'none installed'}"
-        )
-    return candidate.resolve()
-
-
-def load_bundle_assets(path: Path) -> tuple[Any, GaussianScene, list[GaussianScene]]:
-    """(SimBundle, background scene, body-frame object scenes), cached per bundle directory."""
-    from lyra_sim.sim.bundle import load_bundle
-
-    key = (str(path), (path / "manifest.json").stat().st_mtime)
-    if key not in _BUNDLE_CACHE:
-        bundle = load_bundle(path)
-        _BUNDLE_CACHE[key] = (bundle, bundle.background_scene(), [obj.scene() for obj in bundle.objects])
-    return _BUNDLE_CACHE[key]
+# The bundle lookup and the per-process cache live in lyra_sim.bundle; tasks and tests import them from here too.
+from lyra_sim.bundle.lookup import load_bundle_assets, resolve_bundle_path  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -173,10 +146,9 @@ class LyraSimEnv(gymnasium.Env):
 
         self.bundle_path = resolve_bundle_path(bundle, self.default_bundle)
         self.bundle, background, object_scenes = load_bundle_assets(self.bundle_path)
-        self.manifest: dict = self.bundle.manifest
-        self.floor_height = float(self.manifest.get("floor_height", 0.0))
-        bounds = self.manifest["bounds"]
-        self.bounds_min, self.bounds_max = np.asarray(bounds["min"], float), np.asarray(bounds["max"], float)
+        self.manifest = self.bundle.manifest  # typed: lyra_sim.bundle.Manifest
+        self.floor_height = self.manifest.floor_height
+        self.bounds_min, self.bounds_max = self.bundle.bounds
         self.scene_diagonal = float(np.linalg.norm(self.bounds_max - self.bounds_min))
 
         self.client_id = -1
@@ -185,11 +157,11 @@ class LyraSimEnv(gymnasium.Env):
 
         body_ids = load_into_pybullet(self.bundle, self.client_id)
         self.background_id = body_ids["background"]
-        self.object_names = [entry["name"] for entry in self.manifest["objects"]]
+        self.object_names = [obj.name for obj in self.bundle.objects]
         self.object_ids = [body_ids[name] for name in self.object_names]
         self.object_initial_poses = [
-            (tuple(entry["initial_pose"]["position"]), tuple(entry["initial_pose"]["orientation_xyzw"]))
-            for entry in self.manifest["objects"]
+            (tuple(obj.position.tolist()), tuple(obj.orientation_xyzw.tolist()))
+            for obj in self.bundle.objects
         ]
 
         self.instance_labels: dict[str, int] = {"background": constants.BACKGROUND_LABEL}

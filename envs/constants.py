@@ -9,9 +9,9 @@ from importlib.resources import files
 from pathlib import Path
 
 # ----------------------------------------------------------------- packaged bundles
-# Built by scripts/make_default_bundle.py from the scene kits; shipped inside the wheel.
 ASSETS_DIR = Path(str(files("lyra_sim"))) / "assets"
-PACKAGED_BUNDLES_DIR = ASSETS_DIR / "bundles"
+# The packaged bundles' home is lyra_sim.bundle.lookup (built by scripts/make_default_bundle.py).
+from lyra_sim.bundle.lookup import PACKAGED_BUNDLES_DIR  # noqa: E402,F401
 NAVIGATE_DEFAULT_BUNDLE = "room"
 PUSH_DEFAULT_BUNDLE = "tabletop"
 

@@ -99,7 +99,7 @@ def _mesh_render(bundle_path: Path, cameras) -> np.ndarray:
     """Shaded TinyRenderer images [C,H,W,3] of the bundle's collision geometry, as PyBullet loads it."""
     import pybullet
 
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.sim.world import load_into_pybullet
 
     client = pybullet.connect(pybullet.DIRECT)
@@ -194,7 +194,7 @@ def run_demo(config: DemoConfig) -> Path:
     from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
     from lyra_sim.render.api import render
     from lyra_sim.scene.io import save_scene
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     record = _Record()
     out = Path(config.out)

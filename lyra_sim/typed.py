@@ -30,6 +30,7 @@ DecoderPreset = Literal["tiny", "base"]
 DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
+BundleKind = Literal["scene", "object"]  # a SimBundle's manifest "kind" (no key: "scene")
 
 
 def check_choice(value: str, choices, name: str) -> str:

@@ -37,7 +37,7 @@ def run(config: Config) -> int:
     from lyra_sim.converters.config import BuildConfig
     from lyra_sim.errors import BundleError
     from lyra_sim.scene.io import load_scene
-    from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
+    from lyra_sim.bundle import format_bundle_summary, summarize_bundle
 
     try:
         build_config = BuildConfig(

@@ -59,7 +59,7 @@ def bundle_mesh_accuracy(bundle, kit, threshold: float, samples: int = 200_000) 
 
     truth = kit.mesh()
     truth_points, truth_normals = sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), samples, seed=1)
-    parts = [trimesh.load(bundle.root / bundle.manifest["background"]["collision_mesh"], force="mesh", process=False)]
+    parts = [trimesh.load(bundle.collision_mesh, force="mesh", process=False)]
     for obj in bundle.objects:
         pose = np.eye(4)
         pose[:3, :3] = quat_xyzw_to_matrix(obj.orientation_xyzw)

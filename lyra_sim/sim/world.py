@@ -1,14 +1,14 @@
 """A SimBundle in a PyBullet client: ``load_into_pybullet`` loads the static scenery and every
 movable object at its initial pose and returns their body ids.
 
-Only PyBullet and ``lyra_sim.sim.bundle`` are needed; the bundle's URDFs are plain files that
+Only PyBullet and ``lyra_sim.bundle`` are needed; the bundle's URDFs are plain files that
 PyBullet would load the same way without lyra_sim.
 """
 
 from __future__ import annotations
 
 from lyra_sim.errors import BundleError
-from lyra_sim.sim.bundle import SimBundle, load_bundle
+from lyra_sim.bundle import SimBundle, load_bundle
 
 
 def load_into_pybullet(bundle: SimBundle | str, client_id: int) -> dict[str, int]:
