@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lyra_sim.bundle.manifest import SUPPORTED_SCHEMA_VERSIONS, Manifest, ObjectEntry, read_manifest  # noqa: F401
+from lyra_sim.bundle.manifest import SUPPORTED_SCHEMA_VERSIONS, Manifest, ObjectEntry, find_named, read_manifest  # noqa: F401
 
 
 @dataclass
@@ -108,10 +108,7 @@ class SimBundle:
         return load_scene(self.background_splat)
 
     def object(self, name: str) -> BundleObject:
-        for obj in self.objects:
-            if obj.name == name:
-                return obj
-        raise KeyError(f"bundle {self.root} has no object {name!r}; objects: {[o.name for o in self.objects]}")
+        return find_named(self.objects, name, f"bundle {self.root}")
 
 
 def load_bundle(path) -> SimBundle:

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args
 
@@ -38,8 +38,24 @@ BACKGROUND_FILES = ("splat", "urdf", "collision_mesh", "visual_mesh")
 OBJECT_FILES = ("urdf", "splat", "collision_mesh")
 
 
+def _json_value(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def find_named(items: list, name: str, owner: object):
+    """The item of ``items`` whose ``.name`` is ``name``; KeyError listing the names there are."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"{owner} has no object {name!r}; objects: {[item.name for item in items]}")
+
+
 class _ComparedAsJson:
-    """Equality of what would be written (numpy fields make the generated ``__eq__`` ambiguous)."""
+    """A manifest part: ``to_dict`` writes its fields (arrays as lists) in declaration order, and
+    equality compares what would be written (numpy fields make the generated ``__eq__`` ambiguous)."""
+
+    def to_dict(self) -> dict:
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
 
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and self.to_dict() == other.to_dict()
@@ -54,9 +70,6 @@ class Pose(_ComparedAsJson):
     position: np.ndarray
     orientation_xyzw: np.ndarray
 
-    def to_dict(self) -> dict:
-        return {"position": self.position.tolist(), "orientation_xyzw": self.orientation_xyzw.tolist()}
-
 
 @dataclass(eq=False)
 class Bounds(_ComparedAsJson):
@@ -64,9 +77,6 @@ class Bounds(_ComparedAsJson):
 
     min: np.ndarray
     max: np.ndarray
-
-    def to_dict(self) -> dict:
-        return {"min": self.min.tolist(), "max": self.max.tolist()}
 
 
 @dataclass(eq=False)
@@ -76,9 +86,6 @@ class SpawnRegion(_ComparedAsJson):
     min: np.ndarray
     max: np.ndarray
     z: float
-
-    def to_dict(self) -> dict:
-        return {"min": self.min.tolist(), "max": self.max.tolist(), "z": self.z}
 
 
 @dataclass(eq=False)
@@ -90,9 +97,6 @@ class Background(_ComparedAsJson):
     collision_mesh: str = "meshes/background_collision.obj"
     visual_mesh: str = "meshes/background_visual.obj"
 
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in BACKGROUND_FILES}
-
 
 @dataclass(eq=False)
 class SourceInfo(_ComparedAsJson):
@@ -102,9 +106,6 @@ class SourceInfo(_ComparedAsJson):
     sha256: str | None = None
     format: str | None = None
     frame: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "sha256": self.sha256, "format": self.format, "frame": self.frame}
 
 
 @dataclass(eq=False)
@@ -167,10 +168,7 @@ class Manifest(_ComparedAsJson):
     extras: dict = field(default_factory=dict)
 
     def object(self, name: str) -> ObjectEntry:
-        for entry in self.objects:
-            if entry.name == name:
-                return entry
-        raise KeyError(f"the manifest has no object {name!r}; objects: {[entry.name for entry in self.objects]}")
+        return find_named(self.objects, name, "the manifest")
 
     def to_dict(self) -> dict:
         """The JSON document, in the key order the builder has always written."""
