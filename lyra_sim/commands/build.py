@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lyra_sim.cli import option
-from lyra_sim.typed import ConvexMethod, RenderBackend, UpAxis
+from lyra_sim.converters.config import BuildConfig
+from lyra_sim.options import settings_of
 
 
 @dataclass
@@ -19,42 +20,16 @@ class Config:
 
     scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
     output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
-    known_height: float | None = option(help="height in metres of the scene's top above the floor", default=None)
-    scale: float | None = option(help="metres per source unit (overrides every other scale source)", default=None)
-    crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
-    up_axis: UpAxis = option(help="up axis prior of the source (auto: from the file's frame, else the floor plane)", default="auto")
-    segment_objects: bool = option(help="find movable objects standing on the floor automatically", default=False)
-    convex_method: ConvexMethod = option(help="convex decomposition for objects", default="coacd")
-    voxel_size: float | None = option(help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", default=None)
-    image_size: int = option(help="width and height of the virtual depth images", default=192)
-    ground_slab: bool = option(help="add a solid slab under the floor beyond the reconstruction", default=True)
-    backend: RenderBackend = option(help="renderer backend", default="auto")
+    build: BuildConfig = settings_of(BuildConfig)
     progress: bool = option(help="show progress bars", default=True)
 
 
 def run(config: Config) -> int:
     from lyra_sim.converters.bundle import build_bundle
-    from lyra_sim.converters.config import BuildConfig
-    from lyra_sim.errors import BundleError
     from lyra_sim.scene.io import load_scene
     from lyra_sim.bundle import format_bundle_summary, summarize_bundle
 
-    try:
-        build_config = BuildConfig(
-            up_axis=config.up_axis,
-            scale=config.scale,
-            known_height=config.known_height,
-            crop=tuple(config.crop) if config.crop else None,
-            segment_objects=config.segment_objects,
-            convex_method=config.convex_method,
-            voxel_size=config.voxel_size,
-            image_size=config.image_size,
-            ground_slab=config.ground_slab,
-            render_backend=config.backend,
-        )
-    except ValueError as error:
-        raise BundleError(f"invalid build options: {error}") from None
     scene = load_scene(config.scene)
-    path = build_bundle(scene, config.output, build_config, progress=config.progress)
+    path = build_bundle(scene, config.output, config.build, progress=config.progress)
     print(format_bundle_summary(summarize_bundle(path)))
     return 0
