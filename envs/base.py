@@ -91,6 +91,7 @@ class LyraSimEnv(gymnasium.Env):
     | `render_width`, `render_height` | 256 | size of the `render()` image |
     | `sh_degree` | None | SH degree used for rendering (None: all the bundle has) |
     | `background_color` | (0, 0, 0) | colour where no Gaussian covers a pixel |
+    | `objects` | () | object bundles to add: `(folder, (x, y[, z])[, yaw])` or `ObjectPlacement` (see `lyra-sim compose`) |
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -116,6 +117,7 @@ class LyraSimEnv(gymnasium.Env):
         render_height: int = constants.DEFAULT_RENDER_SIZE,
         sh_degree: int | None = None,
         background_color: Sequence[float] = (0.0, 0.0, 0.0),
+        objects: Sequence = (),
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not valid; choose None or one of {self.metadata['render_modes']}")
@@ -145,6 +147,10 @@ class LyraSimEnv(gymnasium.Env):
             self.metadata = {**self.metadata, "render_fps": int(round(control_hz))}
 
         self.bundle_path = resolve_bundle_path(bundle, self.default_bundle)
+        if objects:  # the bundle with the object bundles placed in it (lyra_sim.converters.compose)
+            from lyra_sim.converters.compose import composed_bundle
+
+            self.bundle_path = composed_bundle(self.bundle_path, objects).resolve()
         self.bundle, background, object_scenes = load_bundle_assets(self.bundle_path)
         self.manifest = self.bundle.manifest  # typed: lyra_sim.bundle.Manifest
         self.floor_height = self.manifest.floor_height

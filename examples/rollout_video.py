@@ -2,10 +2,12 @@
 
     python examples/rollout_video.py --out navigate.mp4
     python examples/rollout_video.py --env LyraSim/Push-v0 --policy heuristic --out push.gif
+    python examples/rollout_video.py --out navigate.mp4 --episode navigate.npz && lyra-sim view --episode navigate.npz
 
 Each frame shows the observation (RGB and depth, upscaled) beside the third-person splat view
 of ``render()``. ``--policy heuristic`` drives towards the goal (Navigate) or pushes the object
 towards the target (Push) using the env's internal state; ``random`` samples actions.
+``--episode FILE.npz`` also records every body's pose per step for ``lyra-sim view --episode``.
 """
 
 from __future__ import annotations
@@ -72,9 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="observation size")
     parser.add_argument("--view-size", type=int, default=256, help="third-person view size")
     parser.add_argument("--bundle", default=None, help="SimBundle directory (default: the env's packaged bundle)")
+    parser.add_argument("--episode", type=Path, default=None, help="also write the bodies' poses per step (.npz) for `lyra-sim view --episode`")
     args = parser.parse_args(argv)
     if args.out.suffix.lower() not in (".mp4", ".gif"):
         parser.error(f"--out must end in .mp4 or .gif, got {args.out}")
+    if args.episode is not None and args.episode.suffix != ".npz":
+        parser.error(f"--episode must end in .npz, got {args.episode}")
 
     options = {"bundle": args.bundle} if args.bundle else {}
     env = gymnasium.make(args.env, render_mode="rgb_array", width=args.size, height=args.size,
@@ -83,18 +88,31 @@ def main(argv: list[str] | None = None) -> int:
     frames, successes, episode_return = [], 0, 0.0
     observation, _ = env.reset(seed=args.seed)
     env.action_space.seed(args.seed)
+    recorder = None
+    if args.episode is not None:
+        from lyra_sim.sim.episode import EpisodeRecorder
+
+        recorder = EpisodeRecorder(env, env_id=args.env)
+        recorder.record()
     try:
         for _ in tqdm(range(args.steps), desc="rollout", unit="step"):
             frames.append(compose_frame(observation, env.render(), far))
             action = heuristic_action(env) if args.policy == "heuristic" else env.action_space.sample()
             observation, reward, terminated, truncated, info = env.step(action)
             episode_return += reward
+            if recorder is not None:
+                recorder.record(reward)
             if terminated or truncated:
                 successes += int(info["success"])
                 observation, _ = env.reset()
+                if recorder is not None:
+                    recorder.record()
         frames.append(compose_frame(observation, env.render(), far))
     finally:
         env.close()
+    if recorder is not None:
+        recorder.save(args.episode)
+        print(f"wrote {args.episode} ({len(recorder)} frames); view it with: lyra-sim view --episode {args.episode}")
 
     import imageio.v2 as imageio
 

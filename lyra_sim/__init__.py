@@ -1,6 +1,7 @@
 """lyra-sim: Gaussian-splat scenes as robot simulation environments.
 
-Public API (stable): ``GaussianScene``, ``load_scene``, ``save_scene``, ``Camera``, ``render``.
+Public API (stable): ``GaussianScene``, ``load_scene``, ``save_scene``, ``Camera``, ``render``,
+``export`` (a SimBundle for PyBullet, MuJoCo or OpenUSD) and ``compose`` (object bundles into a scene bundle).
 Heavy submodules are imported lazily so ``import lyra_sim`` stays fast.
 """
 
@@ -24,6 +25,9 @@ _LAZY = {
     "save_scene": ("lyra_sim.scene.io", "save_scene"),
     "Camera": ("lyra_sim.render.camera", "Camera"),
     "render": ("lyra_sim.render.api", "render"),
+    "export": ("lyra_sim.converters.export", "export"),
+    "compose": ("lyra_sim.converters.compose", "compose"),
+    "ObjectPlacement": ("lyra_sim.converters.compose", "ObjectPlacement"),
 }
 
 
@@ -43,6 +47,9 @@ __all__ = [
     "save_scene",
     "Camera",
     "render",
+    "export",
+    "compose",
+    "ObjectPlacement",
     "LyraSimError",
     "SceneFormatError",
     "BundleError",

@@ -24,7 +24,7 @@ import typing
 from lyra_sim.errors import LyraSimError
 from lyra_sim.options import setting
 
-COMMANDS = ["info", "convert", "render", "build", "reconstruct", "distill", "generate", "demo"]
+COMMANDS = ["info", "convert", "render", "build", "compose", "export", "reconstruct", "distill", "generate", "demo", "view"]
 
 
 def option(help: str, default=dataclasses.MISSING, *, positional: bool = False, short: str | None = None, choices=None, **kw):

@@ -31,6 +31,7 @@ DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
 BundleKind = Literal["scene", "object"]  # a SimBundle's manifest "kind" (no key: "scene")
+ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
 
 
 def check_choice(value: str, choices, name: str) -> str:

@@ -42,3 +42,18 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
         images = namespace["images"]
         assert images["rgb"].shape == (1, 128, 128, 3)
         assert float(images["alpha"].max()) > 0.5
+
+
+def test_readme_mujoco_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    pytest.importorskip("mujoco", reason="needs mujoco (pip install 'lyra-sim[mujoco]')")
+    example = next(block for block in _python_blocks() if "import mujoco" in block)
+    assert len(example.strip().splitlines()) <= 11  # "a ten-line MuJoCo example" (plus its blank line)
+    (tmp_path / "lyra_sim").symlink_to(ROOT / "lyra_sim")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    data = namespace["data"]
+    assert 0.6 < data.body("object_0").xpos[2] < 0.7  # resting on the table top
+    assert len(namespace["splat"]) > 0 and (tmp_path / "out" / "tabletop.xml").is_file()

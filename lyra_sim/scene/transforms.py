@@ -163,7 +163,8 @@ def _non_finite_rows(values: torch.Tensor) -> np.ndarray:  # [N, ...] -> [N] boo
 
     numpy, single-threaded: on a busy machine torch's thread pool costs more than it saves here.
     """
-    flat = values.detach().reshape(len(values), -1).cpu().numpy()
+    # reshape(N, -1) is ambiguous for N = 0 (an empty scene): give the row length explicitly.
+    flat = values.detach().reshape(len(values), math.prod(values.shape[1:])).cpu().numpy()
     with np.errstate(over="ignore", invalid="ignore"):
         # A row sum is finite unless the row has NaN/Inf (or finite values that overflow, re-checked).
         suspects = np.flatnonzero(~np.isfinite(flat.sum(axis=1)))

@@ -68,6 +68,33 @@ def _shape_mesh(shape: tuple):
     return mesh
 
 
+def _visual_shapes_by_link(client_id: int, body_id: int) -> dict[int, list]:
+    import pybullet
+
+    shapes_by_link: dict[int, list] = {}
+    for shape in pybullet.getVisualShapeData(body_id, physicsClientId=client_id):
+        shapes_by_link.setdefault(shape[1], []).append(shape)
+    return shapes_by_link
+
+
+def _link_mesh(shapes: list):
+    """All supported visual shapes of one link as one trimesh in the link frame, or None."""
+    import trimesh
+
+    meshes = [m for m in (_shape_mesh(shape) for shape in shapes) if m is not None and len(m.faces)]
+    if not meshes:
+        return None
+    return trimesh.util.concatenate(meshes) if len(meshes) > 1 else meshes[0]
+
+
+def link_visual_meshes(client_id: int, body_id: int) -> dict[int, "trimesh.Trimesh"]:
+    """The visual geometry of every link of ``body_id`` that has some: link index (-1 = base) ->
+    one trimesh in that link's URDF frame, face colours from the URDF materials."""
+    shapes_by_link = _visual_shapes_by_link(client_id, body_id)
+    meshes = {link_index: _link_mesh(shapes_by_link[link_index]) for link_index in sorted(shapes_by_link)}
+    return {link_index: mesh for link_index, mesh in meshes.items() if mesh is not None}
+
+
 def body_link_splats(client_id: int, body_id: int, *, spacing: float = 0.008, opacity: float = 0.95, seed: int = 0) -> list[LinkSplats]:
     """Surface-sampled Gaussians for every link of ``body_id`` that has visual shapes.
 
@@ -81,23 +108,17 @@ def body_link_splats(client_id: int, body_id: int, *, spacing: float = 0.008, op
     Returns:
         One :class:`LinkSplats` per link with visuals, Gaussians in that link's URDF frame.
     """
-    import pybullet
-    import trimesh
-
     if spacing <= 0:
         raise ValueError(f"spacing must be positive, got {spacing}")
-    shapes_by_link: dict[int, list] = {}
-    for shape in pybullet.getVisualShapeData(body_id, physicsClientId=client_id):
-        shapes_by_link.setdefault(shape[1], []).append(shape)
+    shapes_by_link = _visual_shapes_by_link(client_id, body_id)
     result = []
     for link_index in sorted(shapes_by_link):
         shapes = shapes_by_link[link_index]
         key = (tuple((s[2], tuple(s[3]), s[4], tuple(s[5]), tuple(s[6]), tuple(s[7])) for s in shapes), spacing, opacity, seed)
         if key not in _SPLAT_CACHE:
-            meshes = [m for m in (_shape_mesh(shape) for shape in shapes) if m is not None and len(m.faces)]
-            if not meshes:
+            mesh = _link_mesh(shapes)
+            if mesh is None:
                 continue
-            mesh = trimesh.util.concatenate(meshes) if len(meshes) > 1 else meshes[0]
             count = int(min(_MAX_GAUSSIANS_PER_LINK, max(16, math.ceil(mesh.area / spacing**2))))
             _SPLAT_CACHE[key] = sample_surface_gaussians(mesh, count, seed=seed, opacity=opacity, frame="link").scene
         result.append(LinkSplats(link_index=link_index, scene=_SPLAT_CACHE[key]))
