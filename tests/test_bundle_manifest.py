@@ -60,13 +60,13 @@ def test_typed_fields_match_the_document(room):
 
 def test_unknown_keys_survive_a_write(room):
     data = _document(room)
-    data["cameras"] = {"file": "cameras.json"}
+    data["capture_rig"] = {"file": "rig.json"}
     data["objects"][0]["note"] = [1, 2]
     manifest = Manifest.from_dict(data)
     write_manifest(manifest, room)
     again = _document(room)
-    assert again["cameras"] == {"file": "cameras.json"} and again["objects"][0]["note"] == [1, 2]
-    assert read_manifest(room).extras == {"cameras": {"file": "cameras.json"}}
+    assert again["capture_rig"] == {"file": "rig.json"} and again["objects"][0]["note"] == [1, 2]
+    assert read_manifest(room).extras == {"capture_rig": {"file": "rig.json"}}
 
 
 def test_every_problem_is_reported_once(room):

@@ -200,7 +200,7 @@ def server():
 
 
 def test_bundle_viewer_layers_toggles_and_our_render(server, episode_file):
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import RenderSettings, Viewer
 
     bundle = load_bundle(ROOM)
@@ -242,7 +242,7 @@ def test_bundle_capture_cameras_are_drawn_where_they_are(server, tmp_path):
     import json
     import shutil
 
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import Viewer
 
     bundle_dir = shutil.copytree(ROOM, tmp_path / "room")

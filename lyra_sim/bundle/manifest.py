@@ -96,6 +96,14 @@ class Background(_ComparedAsJson):
     urdf: str = "scene.urdf"
     collision_mesh: str = "meshes/background_collision.obj"
     visual_mesh: str = "meshes/background_visual.obj"
+    friction: float | None = None  # sliding friction of the scenery for every engine (None: PyBullet's 0.5)
+    extras: dict = field(default_factory=dict)  # keys this version does not know
+
+    def to_dict(self) -> dict:
+        entry = {name: getattr(self, name) for name in BACKGROUND_FILES}
+        if self.friction is not None:
+            entry["friction"] = self.friction
+        return {**entry, **copy.deepcopy(self.extras)}
 
 
 @dataclass(eq=False)
@@ -121,15 +129,15 @@ class ObjectEntry(_ComparedAsJson):
     initial_pose: Pose
     hulls: int | None = None
     size: np.ndarray | None = None
+    friction: float | None = None  # sliding friction for every engine (None: PyBullet's 0.5)
     extras: dict = field(default_factory=dict)  # keys this version does not know
 
     def to_dict(self) -> dict:
         entry = {"name": self.name, "splat": self.splat, "urdf": self.urdf, "collision_mesh": self.collision_mesh,
                  "mass": self.mass, "initial_pose": self.initial_pose.to_dict()}
-        if self.hulls is not None:
-            entry["hulls"] = self.hulls
-        if self.size is not None:
-            entry["size"] = self.size.tolist()
+        for name in ("hulls", "size", "friction"):
+            if getattr(self, name) is not None:
+                entry[name] = _json_value(getattr(self, name))
         return {**entry, **copy.deepcopy(self.extras)}
 
 
@@ -147,6 +155,8 @@ class Manifest(_ComparedAsJson):
         source: the scene file the bundle was built from.
         normalisation, build: free-form reports of the build (steps, parameters, timings).
         preview: the rendered overview's file, or None.
+        cameras: a camera file in the bundle (lyra-sim's sidecar or INRIA ``cameras.json``, in
+            the bundle world), or None.
         extras: top-level keys this version does not know (kept and written back).
     """
 
@@ -165,6 +175,7 @@ class Manifest(_ComparedAsJson):
     normalisation: dict | None = None
     build: dict | None = None
     preview: str | None = None
+    cameras: str | None = None
     extras: dict = field(default_factory=dict)
 
     def object(self, name: str) -> ObjectEntry:
@@ -187,8 +198,9 @@ class Manifest(_ComparedAsJson):
         )
         if self.build is not None:
             data["build"] = copy.deepcopy(self.build)
-        if self.preview is not None:
-            data["preview"] = self.preview
+        for name in ("preview", "cameras"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
         return {**data, **copy.deepcopy(self.extras)}
 
     @classmethod
@@ -243,6 +255,11 @@ def manifest_problems(manifest: Manifest, root: str | Path | None = None) -> lis
     for index, entry in enumerate(manifest.objects):
         for key in OBJECT_FILES:
             problems += _path_problems(root, getattr(entry, key), f"objects[{index}].{key}")
+    if manifest.cameras is not None:
+        problems += _path_problems(root, manifest.cameras, "cameras")
+    for what, friction in [("background", manifest.background.friction)] + [(e.name, e.friction) for e in manifest.objects]:
+        if friction is not None and not (math.isfinite(friction) and friction >= 0):
+            problems.append(f"{what}: friction must be a finite number >= 0, got {friction}")
     return problems
 
 
@@ -319,7 +336,9 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
                             _array(raw.get("max"), (2,), "spawn_region.max", problems),
                             _number(raw.get("z", floor_height or 0.0), "spawn_region.z", problems))
     if (raw := _mapping(data["background"], "background", problems)) is not None:
-        background = Background(**{key: raw.get(key) for key in BACKGROUND_FILES})
+        friction = _number(raw["friction"], "background.friction", problems) if raw.get("friction") is not None else None
+        background = Background(**{key: raw.get(key) for key in BACKGROUND_FILES}, friction=friction,
+                                extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in (*BACKGROUND_FILES, "friction")})
     objects = []
     if not isinstance(data["objects"], list):
         problems.append(f"objects must be a list, got {type(data['objects']).__name__}")
@@ -331,7 +350,7 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
     source = None
     if data.get("source") is not None and (raw := _mapping(data["source"], "source", problems)) is not None:
         source = SourceInfo(**{key: raw.get(key) for key in ("path", "sha256", "format", "frame")})
-    known = {"kind", "tool_version", "source", "normalisation", "build", "preview", *REQUIRED_KEYS}
+    known = {"kind", "tool_version", "source", "normalisation", "build", "preview", "cameras", *REQUIRED_KEYS}
     if len(problems) > before:
         return None
     return Manifest(
@@ -339,7 +358,7 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
         objects=objects, kind=data.get("kind", "scene"), schema_version=data["schema_version"], units=data["units"],
         up_axis=data["up_axis"], tool_version=data.get("tool_version"), source=source,
         normalisation=copy.deepcopy(data.get("normalisation")), build=copy.deepcopy(data.get("build")),
-        preview=data.get("preview"), extras={k: copy.deepcopy(v) for k, v in data.items() if k not in known},
+        preview=data.get("preview"), cameras=data.get("cameras"), extras={k: copy.deepcopy(v) for k, v in data.items() if k not in known},
     )
 
 
@@ -361,12 +380,13 @@ def _parse_object(raw: Any, what: str, problems: list[str]) -> ObjectEntry | Non
     if hulls is not None and (isinstance(hulls, bool) or not isinstance(hulls, int) or hulls < 0):
         problems.append(f"{what}.hulls must be a whole number >= 0, got {hulls!r}")
     size = _array(raw["size"], (3,), f"{what}.size", problems) if raw.get("size") is not None else None
+    friction = _number(raw["friction"], f"{what}.friction", problems) if raw.get("friction") is not None else None
     if len(problems) > before:
         return None
-    known = {"name", *OBJECT_FILES, "mass", "initial_pose", "hulls", "size"}
+    known = {"name", *OBJECT_FILES, "mass", "initial_pose", "hulls", "size", "friction"}
     return ObjectEntry(
         name=raw["name"], splat=raw["splat"], urdf=raw["urdf"], collision_mesh=raw["collision_mesh"], mass=mass,
-        initial_pose=Pose(position, orientation), hulls=hulls, size=size,
+        initial_pose=Pose(position, orientation), hulls=hulls, size=size, friction=friction,
         extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in known},
     )
 

@@ -54,7 +54,7 @@ def run(config: Config) -> int:
     scene = resolve_bundle_path(config.scene, config.scene)
     placements = placements_from_numbers(config.objects, config.at, config.yaw)
     out = compose(scene, placements, Path(config.out), preview=config.preview)
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     bundle = load_bundle(out)
     for obj in bundle.objects[len(bundle.objects) - len(placements):]:
