@@ -1,16 +1,22 @@
-"""Renderer speed: our numba CPU backend against the torch reference and PyBullet's TinyRenderer.
+"""Renderer speed on trained and surface-sampled splats, against PyBullet's TinyRenderer in the same run.
 
-The scene is realistic rather than noise: the "room" scene kit (textured floor, walls, table,
-crates, boxes), its surfaces sampled with flat Gaussians carrying the texture colours (SH
-degree 3 storage, as trained scenes have), seen from cameras walking through the room.
-TinyRenderer draws the same textured meshes from the same cameras at the same resolution.
+Scenes:
+* **trained**: our own reconstruction of the "tabletop" kit (``benchmarks/trained_scene.py``:
+  150k Gaussians, SH degree 3, the opacities, overlap and floaters an optimiser produces;
+  trained once and cached under ``benchmarks/.cache/``), seen from hemisphere views;
+* **kit**: the "room" kit's surfaces sampled with flat Gaussians (SH 3 storage), walkthrough
+  views (the earlier benchmark; thin, opaque, barely overlapping);
+* ``--scene PATH``: any scene file, viewed from an orbit around its core (1st-99th percentile box).
 
-Cases: 64x64 / 100k, 128x128 / 100k, 256x256 / 500k single frames, 8 cameras batched at
-128x128 / 100k, and forward+backward (rgb loss, gradients to all five tensors) at 128x128 /
-100k. Each is timed ``--repeats`` times; the table shows the best and the median FPS (the
-machine may be shared: the median tells how noisy it was). Writes benchmarks/results/render.json.
+Baseline, same run: PyBullet's TinyRenderer drawing a fixed ``pybullet_data`` scene (plane,
+table, r2d2, duck, teddy) at the same image size (the torch reference on a few cases).
+Our renders use ``prepare_scene`` (camera-independent arrays computed once, as envs do); the
+table also shows the unprepared ``render(scene)`` call. Every case is timed ``--repeats``
+times (best and median FPS, CPU ms per frame) with per-stage times (prepare, project, sort,
+bin, rasterize). LOD (``decimate_for_resolution``) is measured at 64x64: speed and PSNR against
+the full render. Writes benchmarks/results/render.json.
 
-    python benchmarks/render.py [--repeats 20] [--reference-repeats 2] [--quick]
+    python benchmarks/render.py [--repeats 20] [--quick] [--scene PATH] [--threads N]
 """
 
 from __future__ import annotations
@@ -26,32 +32,56 @@ import numpy as np
 import torch
 
 from lyra_sim.io_utils import write_json
-from lyra_sim.kits.layouts import make_scene
 from lyra_sim.render import _cpu, _reference
-from lyra_sim.render.camera import Camera
+from lyra_sim.render.api import render
+from lyra_sim.render.camera import Camera, orbit_cameras
+from lyra_sim.render.lod import decimate_for_resolution, psnr
+from lyra_sim.render.prepared import prepare_scene
 from timing import time_call  # benchmarks/timing.py
 
 RESULTS = Path(__file__).parent / "results" / "render.json"
-TARGETS = {  # (minimum FPS, goal FPS) from the renderer issue, on 2 cores
-    "128x128 / 100k": (60.0, 200.0),
-    "256x256 / 500k": (10.0, 40.0),
-    "fwd+bwd 128x128 / 100k": (9.0, 40.0),
+TARGETS = {  # (minimum, goal) as a multiple of TinyRenderer's FPS in the same run (issue 14)
+    "trained 64x64 / 150k": (1.0, 3.0),
+    "trained 128x128 / 150k": (1.0, 3.0),
 }
+LOD_PSNR_BOUND = 35.0  # dB against the full render: LOD is on by default only above it
+TINY_SCENE = (  # pybullet_data file, position, yaw (deg), global scaling
+    ("plane.urdf", (0, 0, 0), 0, 1.0),
+    ("table/table.urdf", (0.0, 0.0, 0.0), 0, 1.0),
+    ("r2d2.urdf", (-0.9, 0.6, 0.5), 30, 1.0),
+    ("duck_vhacd.urdf", (0.2, -0.1, 0.63), 60, 1.0),
+    ("teddy_vhacd.urdf", (-0.3, 0.2, 0.63), 0, 1.0),
+)
+
+
+def tiny_scene_client() -> int:
+    """A PyBullet client holding the fixed TinyRenderer scene (textured plane, table, robot, toys)."""
+    import pybullet
+    import pybullet_data
+
+    client = pybullet.connect(pybullet.DIRECT)
+    for name, position, yaw, scaling in TINY_SCENE:
+        pybullet.loadURDF(f"{pybullet_data.getDataPath()}/{name}", position,
+                          pybullet.getQuaternionFromEuler([0, 0, np.radians(yaw)]), globalScaling=scaling,
+                          useFixedBase=True, physicsClientId=client)
+    return client
+
+
+def tiny_cameras(size: int, count: int) -> Camera:
+    """Views of the TinyRenderer scene: an orbit around the table top."""
+    return orbit_cameras([0.0, 0.0, 0.6], 1.8, 1.1, count, start_deg=20.0, fov_deg=60.0, width=size, image_height=size,
+                         near=0.05, far=20.0)
 
 
 def scene_tensors(scene) -> tuple[torch.Tensor, ...]:
     return scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh
 
 
-def backend_call(module, scene, cams: Camera, modes=("rgb",)):
-    """A closure rendering ``cams`` with ``module.rasterize`` (no autograd)."""
-    tensors = scene_tensors(scene)
-    kwargs = dict(near=cams.near, far=cams.far, sh_degree=scene.sh_degree, background=torch.zeros(len(cams), 3),
-                  labels=None, modes=modes, radius_clip=0.0)
-
+def render_call(scene, cams: Camera, modes=("rgb",), backend="cpu", **kwargs):
+    """A closure rendering ``cams`` with the public ``render()`` (no autograd)."""
     def call():
         with torch.no_grad():
-            return module.rasterize(*tensors, cams.viewmat, cams.K, cams.width, cams.height, **kwargs)
+            return render(scene, cams, modes=modes, backend=backend, **kwargs)
 
     return call
 
@@ -95,7 +125,7 @@ def fps_summary(timings: tuple[list[float], list[float]], frames: int) -> dict:
             "cpu_ms_per_frame": 1e3 * min(cpu) / frames}
 
 
-def stage_profile(scene, cams: Camera, repeats: int, backward: bool = False) -> dict[str, float]:
+def stage_profile(scene, cams: Camera, repeats: int, backward: bool = False, prepared=None) -> dict[str, float]:
     """Best milliseconds per stage over ``repeats`` runs (forward stages, and backward ones)."""
     params = {name: _cpu._as_numpy(t) for name, t in zip(_cpu._PARAM_NAMES, scene_tensors(scene))}
     params.update(viewmats=_cpu._as_numpy(cams.viewmat), Ks=_cpu._as_numpy(cams.K))
@@ -104,7 +134,8 @@ def stage_profile(scene, cams: Camera, repeats: int, backward: bool = False) -> 
     for _ in range(repeats + 1):
         timings: dict[str, float] = {}
         frame = _cpu._forward(params, cams.width, cams.height, cams.near, cams.far, scene.sh_degree, background,
-                              None, ("rgb",), 0.0, timings=timings, for_backward=backward)
+                              None, ("rgb",), 0.0, timings=timings, for_backward=backward,
+                              prepared=None if prepared is None else prepared.arrays)
         if backward:
             grad_rgb = np.ones_like(frame.rgb)
             empty = np.zeros((0, 0, 0, 1), np.float32)
@@ -117,95 +148,192 @@ def stage_profile(scene, cams: Camera, repeats: int, backward: bool = False) -> 
     return best
 
 
+def bounds_cameras(scene, size: int, count: int) -> Camera:
+    """An orbit around the scene's core (1st-99th percentile box): floaters do not move it."""
+    means = scene.means.numpy()
+    low, high = np.percentile(means, 1, axis=0), np.percentile(means, 99, axis=0)
+    centre, extent = (low + high) / 2, float(np.linalg.norm(high - low))
+    return orbit_cameras(centre, 0.8 * extent, 0.4 * extent, count, fov_deg=60.0, width=size, image_height=size,
+                         near=0.01, far=10.0 * extent)
+
+
+LOD_SETTINGS = ((0.5, 0.5), (2.0, 1.0), (2.0, 2.0))  # (footprint_pixels, voxel_pixels); the first is the default
+
+
+def lod_row(name: str, scene, cams: Camera, repeats: int, footprint_pixels: float, voxel_pixels: float) -> dict:
+    """Speed and PSNR of the level-of-detail scene against the full one at these cameras."""
+    import time
+
+    started = time.perf_counter()
+    decimated = decimate_for_resolution(scene, cams, footprint_pixels=footprint_pixels, voxel_pixels=voxel_pixels)
+    build_s = time.perf_counter() - started
+    full = render(scene, cams, backend="cpu")["rgb"]
+    reduced = render(decimated, cams, backend="cpu")["rgb"]
+    prepared = prepare_scene(decimated)
+    return {"case": name, "footprint_pixels": footprint_pixels, "voxel_pixels": voxel_pixels,
+            "gaussians": len(scene), "gaussians_lod": len(decimated), "width": cams.width,
+            "height": cams.height, "cameras": len(cams), "kind": "lod", "build_s": build_s,
+            "psnr_db": psnr(reduced, full), "psnr_bound_db": LOD_PSNR_BOUND,
+            "cpu": fps_summary(time_call(render_call(prepared, cams), repeats, warmup=1), len(cams)),
+            "stages_ms": stage_profile(decimated, cams, min(repeats, 10), prepared=prepared)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case for our backend and TinyRenderer")
-    parser.add_argument("--reference-repeats", type=int, default=2, help="timed runs per case for the torch reference")
-    parser.add_argument("--quick", action="store_true", help="10x fewer Gaussians and 3 repeats (a smoke run)")
+    parser.add_argument("--reference-repeats", type=int, default=1, help="timed runs per case for the torch reference")
+    parser.add_argument("--quick", action="store_true", help="10x fewer kit Gaussians and 3 repeats (a smoke run)")
+    parser.add_argument("--scene", type=Path, action="append", default=[], help="also benchmark this scene file")
+    parser.add_argument("--threads", type=int, default=None, help="renderer threads (lyra_sim.set_num_threads)")
+    parser.add_argument("--no-kit", action="store_true", help="skip the surface-sampled kit cases")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.reference_repeats = 3, 1
+    if args.threads:
+        lyra_sim.set_num_threads(args.threads)
     scale = 10 if args.quick else 1
 
     from tqdm.auto import tqdm
-    import pybullet
 
-    kit = make_scene("room", seed=0)
-    print("sampling Gaussians on the room's textured surfaces ...", flush=True)
-    scenes = {count: kit.to_gaussians(count // scale, seed=1, sh_degree=3)[0] for count in (100_000, 500_000)}
-    client = pybullet.connect(pybullet.DIRECT)
-    kit.load_into_pybullet(client)
+    from lyra_sim.kits.layouts import make_scene
+    from lyra_sim.scene.io import load_scene
+    from trained_scene import KIT, KIT_SEED, trained_scene  # benchmarks/trained_scene.py
 
-    def cameras(size: int, count: int = 1) -> Camera:
-        """The first ``count`` of 8 walkthrough views (eye height, looking across the room)."""
-        views = kit.cameras("walkthrough", count=8, width=size, height=size, seed=0)
-        return views if count == 8 else views[0] if count == 1 else Camera.stack([views[i] for i in range(count)])
+    trained, trained_info = trained_scene(150_000)
+    trained_kit = make_scene(KIT, seed=KIT_SEED, n_objects=2)
 
-    cases = [
-        ("64x64 / 100k", 100_000, 64, 1, "forward"),
-        ("128x128 / 100k", 100_000, 128, 1, "forward"),
-        ("256x256 / 500k", 500_000, 256, 1, "forward"),
-        ("8 cameras 128x128 / 100k", 100_000, 128, 8, "forward"),
-        ("fwd+bwd 128x128 / 100k", 100_000, 128, 1, "backward"),
+    def trained_cameras(size: int, count: int = 1) -> Camera:
+        return trained_kit.cameras("hemisphere", count, width=size, height=size, seed=1)
+
+    scenes = {"trained": trained}
+    cases = [  # name, scene key, size, cameras, kind
+        ("trained 64x64 / 150k", "trained", 64, 1, "forward"),
+        ("trained 128x128 / 150k", "trained", 128, 1, "forward"),
+        ("trained 256x256 / 150k", "trained", 256, 1, "forward"),
+        ("trained 8 cameras 64x64 / 150k", "trained", 64, 8, "forward"),
+        ("trained fwd+bwd 128x128 / 150k", "trained", 128, 1, "backward"),
     ]
+    camera_of = {"trained": trained_cameras}
+    if not args.no_kit:
+        kit = make_scene("room", seed=0)
+        print("sampling Gaussians on the room's textured surfaces ...", flush=True)
+        for count in (100_000, 500_000):
+            scenes[f"kit {count}"] = kit.to_gaussians(count // scale, seed=1, sh_degree=3)[0]
+
+        def kit_cameras(size: int, count: int = 1) -> Camera:
+            views = kit.cameras("walkthrough", count=8, width=size, height=size, seed=0)
+            return views if count == 8 else views[0] if count == 1 else Camera.stack([views[i] for i in range(count)])
+
+        camera_of["kit 100000"] = camera_of["kit 500000"] = kit_cameras
+        cases += [
+            ("kit 64x64 / 100k", "kit 100000", 64, 1, "forward"),
+            ("kit 128x128 / 100k", "kit 100000", 128, 1, "forward"),
+            ("kit 256x256 / 500k", "kit 500000", 256, 1, "forward"),
+            ("kit fwd+bwd 128x128 / 100k", "kit 100000", 128, 1, "backward"),
+        ]
+    for path in args.scene:
+        key = str(path)
+        scenes[key] = load_scene(path)
+        camera_of[key] = lambda size, count=1, scene=scenes[key]: bounds_cameras(scene, size, count)
+        n = len(scenes[key])
+        cases += [(f"{path.name} 64x64 / {n // 1000}k", key, 64, 1, "forward"),
+                  (f"{path.name} 128x128 / {n // 1000}k", key, 128, 1, "forward")]
+
+    client = tiny_scene_client()
+    prepared = {key: prepare_scene(scene) for key, scene in scenes.items()}
     # compile (or load the cache) before timing anything
-    backend_call(_cpu, scenes[100_000], cameras(32))()
-    forward_backward_call(scenes[100_000], cameras(32))()
+    render_call(prepared["trained"], trained_cameras(32))()
+    render_call(scenes["trained"], trained_cameras(32))()
+    forward_backward_call(scenes["trained"], trained_cameras(32))()
 
     rows = []
-    for name, count, size, n_cams, kind in tqdm(cases, desc="render benchmark", unit="case"):
-        scene, cams = scenes[count], cameras(size, n_cams)
-        row = {"case": name, "gaussians": len(scene), "width": size, "height": size, "cameras": n_cams, "kind": kind}
+    for name, key, size, n_cams, kind in tqdm(cases, desc="render benchmark", unit="case"):
+        scene, cams = scenes[key], camera_of[key](size, n_cams)
+        row = {"case": name, "scene": key, "gaussians": len(scene), "width": size, "height": size, "cameras": n_cams,
+               "kind": kind}
         if kind == "forward":
-            row["cpu"] = fps_summary(time_call(backend_call(_cpu, scene, cams), args.repeats, warmup=1), n_cams)
-            row["tiny_renderer"] = fps_summary(time_call(tiny_renderer_call(client, cams), args.repeats, warmup=1), n_cams)
-            row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 10))
-            # the reference needs seconds per frame: only the 100k single-camera cases
-            if count == 100_000 and n_cams == 1:
-                row["reference"] = fps_summary(time_call(backend_call(_reference, scene, cams), args.reference_repeats, 0), 1)
+            row["cpu"] = fps_summary(time_call(render_call(prepared[key], cams), args.repeats, warmup=1), n_cams)
+            row["cpu_unprepared"] = fps_summary(time_call(render_call(scene, cams), max(3, args.repeats // 4), warmup=1),
+                                                n_cams)
+            row["tiny_renderer"] = fps_summary(time_call(tiny_renderer_call(client, tiny_cameras(size, n_cams)),
+                                                         args.repeats, warmup=1), n_cams)
+            row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 10), prepared=prepared[key])
+            if n_cams == 1 and size <= 128 and len(scene) <= 150_000:  # the reference needs seconds per frame
+                reference = render_call(scene, cams, backend="reference")
+                row["reference"] = fps_summary(time_call(reference, args.reference_repeats, 0), 1)
+                ours, truth = render(prepared[key], cams, backend="cpu")["rgb"], reference()["rgb"]
+                row["psnr_vs_reference_db"] = psnr(ours, truth)
         else:
-            row["cpu"] = fps_summary(time_call(forward_backward_call(scene, cams), args.repeats, warmup=1), n_cams)
-            row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 10), backward=True)
+            row["cpu"] = fps_summary(time_call(forward_backward_call(scene, cams), max(3, args.repeats // 2), warmup=1),
+                                     n_cams)
+            row["stages_ms"] = stage_profile(scene, cams, min(args.repeats, 5), backward=True)
         target = TARGETS.get(name)
         if target:
-            row["target_fps"], row["goal_fps"] = target
+            row["target_vs_tiny"], row["goal_vs_tiny"] = target
         rows.append(row)
+    full_64 = next(r for r in rows if r["case"] == "trained 64x64 / 150k")
+    lods = []
+    for footprint, voxel in LOD_SETTINGS:
+        lod = lod_row(f"trained LOD {footprint:g}/{voxel:g} px 64x64 / 150k", scenes["trained"], trained_cameras(64),
+                      args.repeats, footprint, voxel)
+        lod["speedup_vs_full"] = lod["cpu"]["best_fps"] / full_64["cpu"]["best_fps"]
+        lod["within_bound"] = lod["psnr_db"] >= LOD_PSNR_BOUND
+        lods.append(lod)
+    rows += lods
+    import pybullet
+
     pybullet.disconnect(client)
 
-    header = (f"{'case':28s} {'ours best':>10s} {'ours med':>9s} {'ours cpu':>9s} {'TinyRend':>9s} {'Tiny cpu':>9s} "
-              f"{'reference':>10s} {'vs Tiny':>8s} {'vs ref':>8s} {'target/goal':>12s}")
-    print("\nFPS (frames per second, wall clock; 8-camera case counts frames); cpu = CPU ms per frame, all threads\n"
-          + header + "\n" + "-" * len(header))
+    header = (f"{'case':34s} {'ours best':>10s} {'ours med':>9s} {'ours cpu':>9s} {'unprep':>8s} {'TinyRend':>9s} "
+              f"{'reference':>10s} {'vs Tiny':>8s} {'target/goal':>12s}")
+    print("\nFPS (frames per second, wall clock; 8-camera cases count frames); cpu = CPU ms per frame, all threads;"
+          " unprep = render(scene) without prepare_scene\n" + header + "\n" + "-" * len(header))
     for row in rows:
+        if row["kind"] == "lod":
+            continue
         ours = row["cpu"]["best_fps"]
         tiny = row.get("tiny_renderer", {}).get("best_fps")
         ref = row.get("reference", {}).get("best_fps")
-        target = f"{row['target_fps']:.0f}/{row['goal_fps']:.0f}" if "target_fps" in row else "-"
-        tiny_cpu = row.get("tiny_renderer", {}).get("cpu_ms_per_frame")
-        print(f"{row['case']:28s} {ours:10.1f} {row['cpu']['median_fps']:9.1f} {row['cpu']['cpu_ms_per_frame']:9.2f} "
-              f"{(f'{tiny:.1f}' if tiny else '-'):>9s} {(f'{tiny_cpu:.2f}' if tiny_cpu else '-'):>9s} "
-              f"{(f'{ref:.3f}' if ref else '-'):>10s} "
-              f"{(f'{ours / tiny:.1f}x' if tiny else '-'):>8s} {(f'{ours / ref:.0f}x' if ref else '-'):>8s} {target:>12s}")
+        unprepared = row.get("cpu_unprepared", {}).get("best_fps")
+        target = f"{row['target_vs_tiny']:.0f}x/{row['goal_vs_tiny']:.0f}x" if "target_vs_tiny" in row else "-"
+        print(f"{row['case']:34s} {ours:10.1f} {row['cpu']['median_fps']:9.1f} {row['cpu']['cpu_ms_per_frame']:9.2f} "
+              f"{(f'{unprepared:.1f}' if unprepared else '-'):>8s} {(f'{tiny:.1f}' if tiny else '-'):>9s} "
+              f"{(f'{ref:.2f}' if ref else '-'):>10s} {(f'{ours / tiny:.2f}x' if tiny else '-'):>8s} {target:>12s}")
+    for lod in lods:
+        print(f"LOD footprint {lod['footprint_pixels']:g} px, cells {lod['voxel_pixels']:g} px at 64x64: {lod['gaussians']} -> "
+              f"{lod['gaussians_lod']} Gaussians, {lod['cpu']['best_fps']:.1f} FPS ({lod['speedup_vs_full']:.2f}x the full "
+              f"scene), PSNR {lod['psnr_db']:.1f} dB vs full ({'within' if lod['within_bound'] else 'outside'} the "
+              f"{LOD_PSNR_BOUND:.0f} dB bound)")
     print("\nbest ms per stage")
     for row in rows:
         stages = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row["stages_ms"].items())
-        print(f"{row['case']:28s} {stages}")
+        print(f"{row['case']:34s} {stages}")
 
     load = os.getloadavg()
     result = {
         "benchmark": "render",
-        "scene": "room kit (seed 0), Gaussians sampled on textured surfaces, SH degree 3 storage",
-        "cameras": "walkthrough views inside the room",
+        "scenes": {"trained": {"file": str(Path("benchmarks/.cache") / Path(trained.metadata.source or "").name),
+                               "made_by": "benchmarks/trained_scene.py", **trained_info},
+                   "kit": "room kit (seed 0), Gaussians sampled on textured surfaces, SH degree 3 storage, walkthrough views",
+                   **{str(p): "orbit around its 1st-99th percentile box" for p in args.scene}},
+        "tiny_renderer_scene": [list(entry) for entry in TINY_SCENE],
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "numba_threads": _cpu.numba.get_num_threads(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                    "threading_layer": _threading_layer(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "load_average_at_end": load, "shared": load[0] > (os.cpu_count() or 1)},
         "quick": bool(args.quick),
         "cases": rows,
     }
-    write_json(args.out, result)
+    write_json(args.out, result, default=float)
     print(f"\nwrote {args.out} (load average {load[0]:.1f} on {os.cpu_count()} cores"
           f"{': the machine was shared, timings are pessimistic' if result['machine']['shared'] else ''})")
+
+
+def _threading_layer() -> str | None:
+    try:
+        return _cpu.numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return None
 
 
 if __name__ == "__main__":

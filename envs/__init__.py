@@ -2,28 +2,30 @@
 
     import gymnasium, lyra_sim.envs
     env = gymnasium.make("LyraSim/Navigate-v0", render_mode="rgb_array")
-    envs = gymnasium.make_vec("LyraSim/Navigate-v0", num_envs=8)  # batch_render=True: one render call
+    envs = gymnasium.make_vec("LyraSim/Navigate-v0", num_envs=8)  # one batched render per step
 
 ``gymnasium.make("lyra_sim.envs:LyraSim/Navigate-v0")`` imports and registers in one go.
-``REGISTRY`` below is the one registration table (STYLE.md 7).
+``REGISTRY`` below is the one registration table (STYLE.md 7). Adding a task touches its file
+(``lyra_sim/envs/tasks/<task>.py``) and one entry here: every task gets the generic batched
+vector env ``lyra_sim.envs.vector.make_vector_env`` as its ``vector_entry_point``.
 """
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium
 
-# id, single-env entry point, vector entry point (batched rendering), episode length.
+# id, single-env entry point, episode length.
 REGISTRY = (
     {
         "id": "LyraSim/Navigate-v0",
         "entry_point": "lyra_sim.envs.tasks.navigate:NavigateEnv",
-        "vector_entry_point": "lyra_sim.envs.vector:navigate_vector_env",
         "max_episode_steps": 200,
     },
     {
         "id": "LyraSim/Push-v0",
         "entry_point": "lyra_sim.envs.tasks.push:PushEnv",
-        "vector_entry_point": "lyra_sim.envs.vector:push_vector_env",
         "max_episode_steps": 100,
     },
 )
@@ -33,7 +35,14 @@ def register_all() -> None:
     """Register every id of ``REGISTRY`` that is not registered yet (safe to call twice)."""
     for entry in REGISTRY:
         if entry["id"] not in gymnasium.registry:
-            gymnasium.register(**entry)
+            gymnasium.register(**entry, vector_entry_point=functools.partial(_make_vector_env, entry["entry_point"]))
+
+
+def _make_vector_env(entry_point: str, num_envs: int = 1, **kwargs):
+    """``lyra_sim.envs.vector.make_vector_env``, imported on first use (registering stays light)."""
+    from lyra_sim.envs.vector import make_vector_env
+
+    return make_vector_env(entry_point, num_envs, **kwargs)
 
 
 register_all()

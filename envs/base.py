@@ -8,18 +8,20 @@ surface-sampled Gaussians moved with their links (``robot_appearance="splats"``)
 TinyRenderer image composited by depth (``"mesh"``); ``renderer="tinyrenderer"`` renders the
 whole observation with TinyRenderer (the baseline the benchmark compares against).
 
-A step is split in two halves, :meth:`LyraSimEnv._advance` (physics) and
-:meth:`LyraSimEnv._finish_step` (observation from a render, rewards), so that
-``lyra_sim.envs.vector`` can render the cameras of many envs in one batched call in between.
+What the camera sees (composed scene, pose sync, camera mount, rendering, compositing, the
+observation dict) is ``lyra_sim.envs.observation.ObservationPipeline``; this module keeps the
+bundle lookup, PyBullet set-up, task hooks and the Gymnasium lifecycle. A step has two public
+halves, :meth:`LyraSimEnv.step_physics` (action, physics, pose sync) and
+:meth:`LyraSimEnv.step_observe` (observation from a render, rewards) — likewise
+``reset_physics`` / ``reset_observe`` — so that ``lyra_sim.envs.vector`` renders the cameras of
+many envs in one batched call in between.
 
 This module may import gymnasium, numpy, torch, pybullet and lyra_sim (scene, render, sim).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
+import multiprocessing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,47 +31,14 @@ import pybullet
 import torch
 from gymnasium import spaces
 
+# The bundle lookup and the process cache live in lyra_sim.bundle, the rotation helpers in
+# lyra_sim.rotations; tasks and earlier callers import resolve_bundle_path and yaw_of from here.
+from lyra_sim.bundle.lookup import load_bundle_assets, resolve_bundle_path  # noqa: F401
 from lyra_sim.envs import constants
-from lyra_sim.errors import BundleError
+from lyra_sim.envs.observation import CameraMount, MeshBody, ObservationPipeline, RenderSettings
 from lyra_sim.render.camera import Camera
-from lyra_sim.scene.gaussian_scene import GaussianScene
-from lyra_sim.sim.compositor import ComposedScene, RigidPart, composite_by_depth, tinyrenderer_images
-from lyra_sim.sim.robot_splats import body_link_splats, link_frame_poses
+from lyra_sim.rotations import yaw_of  # noqa: F401
 from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
-
-# The bundle lookup and the per-process cache live in lyra_sim.bundle; tasks and tests import them from here too.
-from lyra_sim.bundle.lookup import load_bundle_assets, resolve_bundle_path  # noqa: E402,F401
-
-
-@dataclass(frozen=True)
-class CameraMount:
-    """Where a camera sits: fixed in the world, or mounted on a link of the robot.
-
-    Attributes:
-        position: camera centre, in world coordinates (fixed) or in the link's URDF frame (mounted).
-        target: the point looked at, in the same frame as ``position``.
-        up: the image's up direction, in the same frame.
-        link: None for a fixed camera; otherwise a link name of the robot, or "base".
-        fov_deg: vertical field of view.
-        far: far clip plane in metres (None: from the bundle's size).
-    """
-
-    position: tuple[float, float, float]
-    target: tuple[float, float, float]
-    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
-    link: str | None = None
-    fov_deg: float = 60.0
-    far: float | None = None
-
-
-@dataclass
-class MeshBody:
-    """A PyBullet body with no Gaussians in the bundle (the robot, a goal marker)."""
-
-    name: str
-    body_id: int
-    label: int
-    link_indices: list[int] = dataclasses.field(default_factory=list)  # links turned into splat parts
 
 
 class LyraSimEnv(gymnasium.Env):
@@ -92,6 +61,7 @@ class LyraSimEnv(gymnasium.Env):
     | `sh_degree` | None | SH degree used for rendering (None: all the bundle has) |
     | `background_color` | (0, 0, 0) | colour where no Gaussian covers a pixel |
     | `objects` | () | object bundles to add: `(folder, (x, y[, z])[, yaw])` or `ObjectPlacement` (see `lyra-sim compose`) |
+    | `num_threads` | None | CPU renderer threads of this process (`lyra_sim.set_num_threads`); None: all cores, or 1 inside a subprocess worker (`AsyncVectorEnv`) |
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -118,6 +88,7 @@ class LyraSimEnv(gymnasium.Env):
         sh_degree: int | None = None,
         background_color: Sequence[float] = (0.0, 0.0, 0.0),
         objects: Sequence = (),
+        num_threads: int | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not valid; choose None or one of {self.metadata['render_modes']}")
@@ -134,6 +105,12 @@ class LyraSimEnv(gymnasium.Env):
         action_repeat = self.default_action_repeat if action_repeat is None else action_repeat
         if physics_hz <= 0 or action_repeat < 1:
             raise ValueError(f"need physics_hz > 0 and action_repeat >= 1, got {physics_hz} and {action_repeat}")
+        if num_threads is None and multiprocessing.parent_process() is not None:
+            num_threads = 1  # a subprocess worker: N envs in N processes share the cores
+        if num_threads is not None:
+            import lyra_sim
+
+            lyra_sim.set_num_threads(num_threads)
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
         self.render_width, self.render_height = int(render_width), int(render_height)
@@ -176,22 +153,21 @@ class LyraSimEnv(gymnasium.Env):
         self.mesh_bodies: list[MeshBody] = []
         self._load_task()  # the task adds its robot and markers with add_mesh_body()
 
-        parts = [RigidPart(f"object:{name}", scene, self.instance_labels[name]) for name, scene in zip(self.object_names, object_scenes)]
-        self._part_sources: list[tuple[int, int]] = [(body_id, -1) for body_id in self.object_ids]
-        if self.robot_appearance == "splats":
-            for mesh_body in self.mesh_bodies:
-                for link in body_link_splats(self.client_id, mesh_body.body_id, spacing=constants.ROBOT_SPLAT_SPACING):
-                    parts.append(RigidPart(f"{mesh_body.name}:{link.link_index}", link.scene, mesh_body.label))
-                    self._part_sources.append((mesh_body.body_id, link.link_index))
-                    mesh_body.link_indices.append(link.link_index)
-        self.composed = ComposedScene(background, parts, static_label=constants.BACKGROUND_LABEL)
-        self._mesh_body_ids = np.array([b.body_id for b in self.mesh_bodies], dtype=np.int32)
-        self._label_of_body = {self.background_id: constants.BACKGROUND_LABEL}
-        self._label_of_body.update({body_id: i + 1 for i, body_id in enumerate(self.object_ids)})
-        self._label_of_body.update({b.body_id: b.label for b in self.mesh_bodies})
-        self.camera_mount = camera if camera is not None else self._default_camera()
-        self.camera_far = self.camera_mount.far or max(4.0, 2.0 * self.scene_diagonal)
-        self._link_index_by_name = self._robot_link_names()
+        label_of_body = {self.background_id: constants.BACKGROUND_LABEL}
+        label_of_body.update({body_id: i + 1 for i, body_id in enumerate(self.object_ids)})
+        label_of_body.update({b.body_id: b.label for b in self.mesh_bodies})
+        camera_mount = camera if camera is not None else self._default_camera()
+        self.pipeline = ObservationPipeline(
+            self.client_id, background,
+            [(name, body_id, scene, self.instance_labels[name])
+             for name, body_id, scene in zip(self.object_names, self.object_ids, object_scenes)],
+            self.mesh_bodies, label_of_body, camera_mount,
+            camera_mount.far or max(4.0, 2.0 * self.scene_diagonal),
+            RenderSettings(self.width, self.height, self.observation_modes, robot_appearance, renderer, render_backend,
+                           sh_degree, self.background_color),
+            robot_id=getattr(self, "robot_id", None), link_index_by_name=self._robot_link_names(),
+        )
+        self.camera_mount, self.camera_far = camera_mount, self.pipeline.camera_far
 
         self.observation_space = self._make_observation_space()
         self.action_space = self._make_action_space()
@@ -294,25 +270,19 @@ class LyraSimEnv(gymnasium.Env):
 
     # ================================================================= gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._reset_physics(seed, options)
-        return self._finish_reset(self._render_observation())
+        self.reset_physics(seed=seed, options=options)
+        return self.reset_observe(self.pipeline.render_observation())
 
     def step(self, action):
-        self._advance(action)
-        return self._finish_step(self._render_observation())
+        self.step_physics(action)
+        return self.step_observe(self.pipeline.render_observation())
 
     def render(self):
         """The third-person splat view (uint8 [H, W, 3]) when ``render_mode == "rgb_array"``."""
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make()")
             return None
-        camera = self._third_person_camera()
-        if self.renderer == "tinyrenderer":
-            return tinyrenderer_images(self.client_id, camera, segmentation=False)["rgb"]
-        modes = ("rgb", "alpha", "depth") if self.robot_appearance == "mesh" else ("rgb",)
-        rendered = self._splat_render(camera, modes)
-        rgb = self._composite_mesh_bodies(rendered, camera, 0)["rgb"] if self.robot_appearance == "mesh" else rendered["rgb"][0]
-        return _to_uint8(rgb)
+        return self.pipeline.third_person(self._third_person_camera())
 
     def close(self) -> None:
         if self.client_id >= 0:
@@ -326,8 +296,12 @@ class LyraSimEnv(gymnasium.Env):
         except Exception:  # noqa: BLE001 - interpreter shutdown may have torn pybullet down
             pass
 
-    # ================================================================= the two halves of a step
-    def _reset_physics(self, seed: int | None, options: dict | None) -> None:
+    # ================================================================= the two halves of reset and step
+    # reset() = reset_physics() + reset_observe(render); step() = step_physics() + step_observe(render).
+    # A vector env calls the halves itself and renders every env's camera in one call in between:
+    # ``pipeline.camera()`` is where each env's camera is after the first half.
+    def reset_physics(self, *, seed: int | None = None, options: dict | None = None) -> None:
+        """First half of ``reset``: seed, put every body back, randomise the episode, sync the splats."""
         super().reset(seed=seed)
         # Bullet keeps contact manifolds (and warm-starts its solver from them) while bodies
         # overlap. Parking every movable body apart and running collision detection drops them,
@@ -344,14 +318,17 @@ class LyraSimEnv(gymnasium.Env):
             pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
         self._reset_task(options)
         self.elapsed_steps = 0
-        self.sync_splats()
+        self.pipeline.sync_poses()
 
-    def _finish_reset(self, rendered: dict[str, torch.Tensor] | None, index: int = 0):
-        observation = self._observation(rendered, index)
+    def reset_observe(self, rendered: dict[str, torch.Tensor] | None, index: int = 0):
+        """Second half of ``reset``: (observation, info) from render ``index`` of ``rendered``
+        (a ``render()`` result of ``pipeline.camera()`` in ``pipeline.splat_modes()``; None with
+        ``renderer="tinyrenderer"``)."""
         info = {"success": bool(self._is_success()), **self._task_info()}
-        return observation, info
+        return self._observation(rendered, index), info
 
-    def _advance(self, action) -> None:
+    def step_physics(self, action) -> None:
+        """First half of ``step``: validate and apply the action, run the physics, sync the splats."""
         action = np.asarray(action, dtype=np.float32)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {list(self.action_space.shape)}, got {list(action.shape)}")
@@ -362,9 +339,11 @@ class LyraSimEnv(gymnasium.Env):
             self._before_physics_step()
             pybullet.stepSimulation(physicsClientId=self.client_id)
         self.elapsed_steps += 1
-        self.sync_splats()
+        self.pipeline.sync_poses()
 
-    def _finish_step(self, rendered: dict[str, torch.Tensor] | None, index: int = 0):
+    def step_observe(self, rendered: dict[str, torch.Tensor] | None, index: int = 0):
+        """Second half of ``step``: the Gymnasium 5-tuple from render ``index`` of ``rendered``
+        (see ``reset_observe``); truncation is left to ``max_episode_steps`` (False here)."""
         observation = self._observation(rendered, index)
         terms = self._reward_terms()
         reward = float(sum(terms.values()))
@@ -372,113 +351,17 @@ class LyraSimEnv(gymnasium.Env):
         info.update({"success": bool(self._is_success()), **self._task_info()})
         return observation, reward, bool(self._is_terminated()), False, info
 
-    # ================================================================= rendering
-    def sync_splats(self) -> None:
-        """Move the Gaussians of every object and splatted link to its body's current pose."""
-        if not self._part_sources:
-            return
-        positions, orientations = [], []
-        by_body: dict[int, list[int]] = {}
-        for body_id, link_index in self._part_sources:
-            by_body.setdefault(body_id, []).append(link_index)
-        pose_of = {}
-        for body_id, links in by_body.items():
-            p, o = link_frame_poses(self.client_id, body_id, links)
-            pose_of.update({(body_id, link): (p[i], o[i]) for i, link in enumerate(links)})
-        for source in self._part_sources:
-            positions.append(pose_of[source][0])
-            orientations.append(pose_of[source][1])
-        self.composed.set_poses(np.stack(positions), np.stack(orientations))
+    # ================================================================= observation
+    @property
+    def composed(self):
+        """The composed splat scene (``pipeline.composed``)."""
+        return self.pipeline.composed
 
     def observation_camera(self) -> Camera:
         """The observation camera at the current state (one camera, ``width`` x ``height``)."""
-        mount = self.camera_mount
-        position, target, up = (np.asarray(v, dtype=np.float64) for v in (mount.position, mount.target, mount.up))
-        if mount.link is not None:
-            link_index = self._link_index_by_name.get(mount.link)
-            if link_index is None:
-                raise ValueError(f"camera link {mount.link!r} is not a link of the robot; links: {sorted(self._link_index_by_name)}")
-            link_position, link_orientation = link_frame_poses(self.client_id, self.robot_id, [link_index])
-            rotation = np.asarray(pybullet.getMatrixFromQuaternion(link_orientation[0])).reshape(3, 3)
-            position = rotation @ position + link_position[0]
-            target = rotation @ target + link_position[0]
-            up = rotation @ up
-        return Camera.look_at(position, target, up, fov_deg=mount.fov_deg, width=self.width, height=self.height,
-                              near=constants.CAMERA_NEAR, far=self.camera_far)
-
-    def splat_modes(self) -> tuple[str, ...]:
-        """Render modes the observation needs from the splat renderer."""
-        modes = ["rgb"]
-        if "depth" in self.observation_modes or self.robot_appearance == "mesh":
-            modes.append("depth")
-        if self.robot_appearance == "mesh":
-            modes.append("alpha")
-        if "instance" in self.observation_modes:
-            modes.append("instance")
-        return tuple(modes)
-
-    def _splat_render(self, camera: Camera, modes: Sequence[str]) -> dict[str, torch.Tensor]:
-        from lyra_sim.render.api import render
-
-        labels = self.composed.labels if "instance" in modes else None
-        return render(self.composed.scene, camera, modes=tuple(modes), backend=self.render_backend,
-                      background=self.background_color, sh_degree=self.sh_degree, labels=labels)
-
-    def _render_observation(self) -> dict[str, torch.Tensor] | None:
-        if self.renderer == "tinyrenderer":
-            return None
-        return self._splat_render(self.observation_camera(), self.splat_modes())
-
-    def _composite_mesh_bodies(self, rendered: dict[str, torch.Tensor], camera: Camera, index: int) -> dict[str, torch.Tensor]:
-        """Per-pixel depth composite of the TinyRenderer image of the mesh bodies over splat render ``index``."""
-        images = tinyrenderer_images(self.client_id, camera, segmentation=True)
-        mask = torch.from_numpy(np.isin(images["segmentation"], self._mesh_body_ids))[..., None]
-        rgb, depth, mesh_wins = composite_by_depth(
-            rendered["rgb"][index], rendered["depth"][index], rendered["alpha"][index],
-            torch.from_numpy(images["rgb"]).float() / 255.0, torch.from_numpy(images["depth"])[..., None], mask,
-        )
-        result = {"rgb": rgb, "depth": depth}
-        if "instance" in rendered:
-            labels = torch.from_numpy(self._segmentation_labels(images["segmentation"]))[..., None]
-            result["instance"] = torch.where(mesh_wins, labels, rendered["instance"][index])
-        return result
-
-    def _segmentation_labels(self, segmentation: np.ndarray) -> np.ndarray:  # [H, W] -> [H, W] int32
-        body_ids = np.array(list(self._label_of_body), dtype=np.int32)
-        labels = np.array(list(self._label_of_body.values()), dtype=np.int32)
-        lookup = np.full(max(int(body_ids.max()), int(segmentation.max()), 0) + 2, -1, dtype=np.int32)
-        lookup[body_ids] = labels
-        return lookup[np.where(segmentation < 0, -1, segmentation)]
+        return self.pipeline.camera()
 
     def _observation(self, rendered: dict[str, torch.Tensor] | None, index: int = 0) -> dict[str, np.ndarray]:
-        """The observation dict from render ``index`` of ``rendered`` (None: TinyRenderer only)."""
-        if rendered is None:
-            images = tinyrenderer_images(self.client_id, self.observation_camera(), segmentation="instance" in self.observation_modes)
-            rgb, depth = images["rgb"], images["depth"][..., None]
-            instance = self._segmentation_labels(images["segmentation"])[..., None] if "segmentation" in images else None
-        else:
-            if self.robot_appearance == "mesh" and len(self.mesh_bodies):
-                rendered = self._composite_mesh_bodies(rendered, self.observation_camera(), index)
-                index_of = lambda key: rendered[key]  # noqa: E731 - already one camera
-            else:
-                index_of = lambda key: rendered[key][index]  # noqa: E731
-            rgb = _to_uint8(index_of("rgb"))
-            depth = index_of("depth").numpy() if "depth" in rendered else None
-            instance = index_of("instance").numpy().astype(np.int32) if "instance" in rendered else None
-        observation: dict[str, np.ndarray] = {}
-        if "rgb" in self.observation_modes:
-            observation["rgb"] = rgb
-        if "depth" in self.observation_modes:
-            observation["depth"] = np.clip(np.nan_to_num(depth, nan=0.0), 0.0, self.camera_far).astype(np.float32)
-        if "instance" in self.observation_modes:
-            observation["instance"] = instance
+        observation = self.pipeline.images(rendered, index)
         observation["state"] = self._state().astype(np.float32)
         return observation
-
-
-def _to_uint8(rgb: torch.Tensor) -> np.ndarray:  # [H, W, 3] float in [0, 1] -> uint8
-    return (rgb.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).numpy()
-
-
-# The rotation helpers live in lyra_sim.rotations; tasks import yaw_of from here.
-from lyra_sim.rotations import yaw_of  # noqa: E402,F401

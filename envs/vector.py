@@ -1,12 +1,14 @@
-"""``LyraSimVectorEnv``: N lyra-sim envs in lockstep, all their cameras rendered in one batched call
-(``batch_render=True``; the default on CUDA) or env by env (the faster choice on CPU).
+"""``LyraSimVectorEnv``: N lyra-sim envs in lockstep, all their cameras rendered in one batched call.
 
-The renderer draws one Gaussian scene from C cameras, but every env has its own object and
-robot poses. So the vector env keeps one large buffer holding a copy of every env's composed
-scene, copy i translated by ``i * spacing`` along world x, and moves camera i by the same
-offset. ``spacing`` is three far-planes plus twice the scene's size, so another copy is either
-beyond the far plane (culled) or more than 70 degrees off-axis (off-screen): each camera sees
-only its own env. The static part is copied once; each step copies only the moving Gaussians.
+The renderer draws C cameras in one call, and ``render(..., camera_ranges=)`` lets camera i see
+only Gaussians [start_i, end_i): the vector env keeps one buffer holding every env's composed
+scene back to back, prepared once for the CPU renderer (``lyra_sim.render.prepared``), and each
+step copies only the moving Gaussians of each env into it. So one batched call does the same
+projection work as N separate renders, with one fork/join per stage instead of N.
+
+Every sub-env is stepped through its public two halves (``step_physics``, then ``step_observe``
+with its slice of the batched render; ``reset_physics`` / ``reset_observe`` likewise).
+:func:`make_vector_env` is the one ``vector_entry_point`` of every registered task.
 
 Autoreset follows Gymnasium 1.x's default, ``AutoresetMode.NEXT_STEP``: the step after an
 episode ends resets that sub-env and returns its first observation with reward 0.
@@ -16,6 +18,7 @@ This module may import gymnasium, numpy, torch and ``lyra_sim`` (envs, render, s
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Sequence
 
 import gymnasium
@@ -26,6 +29,7 @@ from gymnasium.vector.utils import batch_space
 
 from lyra_sim.envs.base import LyraSimEnv
 from lyra_sim.render.camera import Camera
+from lyra_sim.render.prepared import PreparedScene
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
 
@@ -38,11 +42,8 @@ class LyraSimVectorEnv(VectorEnv):
         max_episode_steps: truncate episodes after this many steps (the registered value when
             made with ``gymnasium.make_vec``); None for no limit.
         render_mode: passed to every sub-env; ``render()`` returns a tuple of their frames.
-        batch_render: True renders all cameras in one call; False renders env by env; None
-            (default) picks one call on the gsplat (CUDA) backend and env by env on the CPU
-            backend, where ``benchmarks/env_throughput.py`` measures the batched call slower: the
-            CPU renderer tests every Gaussian of every copy against every camera, so one call
-            does num_envs times the per-env projection work.
+        batch_render: True (default) renders every env's camera in one call, each camera seeing
+            only its own env's Gaussians; False renders env by env (same images).
         **env_kwargs: passed to every sub-env.
 
     Observations, rewards, terminations and truncations are batched along the first axis; infos
@@ -74,62 +75,50 @@ class LyraSimVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
-        if batch_render is None:
-            from lyra_sim.render.api import resolve_backend
-
-            batch_render = resolve_backend(first.render_backend) == "gsplat"
-        self.batch_render = bool(batch_render)
+        self.batch_render = True if batch_render is None else bool(batch_render)
         self._batched = self.batch_render and first.renderer == "splat"
         if self._batched:
             self._build_batch_buffer()
 
     # ----------------------------------------------------------------- batched scene
     def _build_batch_buffer(self) -> None:
-        first = self.envs[0]
-        far = first.camera_far
-        self.spacing = 3.0 * far + 2.0 * first.scene_diagonal
-        self.offsets = np.zeros((self.num_envs, 3), dtype=np.float32)
-        self.offsets[:, 0] = self.spacing * np.arange(self.num_envs)
-        arrays = [env.composed.arrays() for env in self.envs]
-        self._sizes = [len(env.composed) for env in self.envs]
-        self._starts = np.concatenate([[0], np.cumsum(self._sizes)[:-1]]).astype(int)
-        self._buffers = [np.concatenate([a[k] for a in arrays]) for k in range(5)]
-        for i, start in enumerate(self._starts):
-            self._buffers[0][start : start + self._sizes[i]] += self.offsets[i]
-        self._tensors = [torch.from_numpy(b) for b in self._buffers]
-        self._labels = torch.cat([env.composed.labels for env in self.envs])
-        self._metadata = first.composed.scene.metadata
+        """One buffer of every env's composed scene back to back, raw and prepared."""
+        composed = [env.pipeline.composed for env in self.envs]
+        self._sizes = [len(c) for c in composed]
+        starts = np.concatenate([[0], np.cumsum(self._sizes)]).astype(np.int64)
+        self._ranges = np.stack([starts[:-1], starts[1:]], axis=1)  # [E, 2]
+        raw = [np.concatenate([c.arrays()[k] for c in composed]) for k in range(5)]
+        self._raw = raw
+        scene = GaussianScene(*(torch.from_numpy(a) for a in raw), metadata=composed[0].scene.metadata)
+        self._prepared = PreparedScene.concat([c.prepared for c in composed], scene)
+        self._labels = torch.cat([c.labels for c in composed])
 
     def _sync_batch_buffer(self) -> None:
-        """Copy every env's moving Gaussians (offset) into the batch buffer."""
+        """Copy every env's moving Gaussians (raw and prepared) into the batch buffer."""
         for i, env in enumerate(self.envs):
-            dynamic = env.composed.dynamic_slice
-            target = slice(self._starts[i] + dynamic.start, self._starts[i] + dynamic.stop)
-            source = env.composed.arrays()
-            for k, buffer in enumerate(self._buffers):
-                buffer[target] = source[k][dynamic]
-            self._buffers[0][target] += self.offsets[i]
+            composed = env.pipeline.composed
+            dynamic = composed.dynamic_slice
+            start = int(self._ranges[i, 0])
+            target = slice(start + dynamic.start, start + dynamic.stop)
+            for buffer, source in zip(self._raw, composed.arrays()):
+                buffer[target] = source[dynamic]
+            for name, source in composed.prepared.arrays.items():
+                self._prepared.arrays[name][..., target] = source[..., dynamic]
 
     def _render_all(self) -> list[tuple[dict[str, torch.Tensor] | None, int]]:
         """(render, index) per env: one batched render of every camera, or each env's own."""
         if not self._batched:
-            return [(env._render_observation(), 0) for env in self.envs]
+            return [(env.pipeline.render_observation(), 0) for env in self.envs]
         from lyra_sim.render.api import render
 
         self._sync_batch_buffer()
-        cameras = []
-        for i, env in enumerate(self.envs):
-            camera = env.observation_camera()
-            viewmat = camera.viewmat.clone()
-            # world -> shifted world is x + offset, so the camera maps x' to R (x' - offset) + t.
-            viewmat[:, :3, 3] -= (viewmat[:, :3, :3] @ torch.from_numpy(self.offsets[i]))
-            cameras.append(Camera(camera.K, viewmat, camera.width, camera.height, camera.near, camera.far))
         first = self.envs[0]
-        modes = first.splat_modes()
-        scene = GaussianScene(*self._tensors, metadata=self._metadata)
-        rendered = render(scene, Camera.stack(cameras), modes=modes, backend=first.render_backend,
-                          background=first.background_color, sh_degree=first.sh_degree,
-                          labels=self._labels if "instance" in modes else None)
+        settings = first.pipeline.settings
+        modes = first.pipeline.splat_modes()
+        cameras = Camera.stack([env.pipeline.camera() for env in self.envs])
+        rendered = render(self._prepared, cameras, modes=modes, backend=settings.backend,
+                          background=settings.background_color, sh_degree=settings.sh_degree,
+                          labels=self._labels if "instance" in modes else None, camera_ranges=self._ranges)
         return [(rendered, i) for i in range(self.num_envs)]
 
     # ----------------------------------------------------------------- gymnasium API
@@ -143,11 +132,11 @@ class LyraSimVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset(seed=...) needs {self.num_envs} seeds, got {len(seeds)}")
         for env, env_seed in zip(self.envs, seeds):
-            env._reset_physics(env_seed, options)
+            env.reset_physics(seed=env_seed, options=options)
         rendered = self._render_all()
         observations, infos = [], {}
         for i, env in enumerate(self.envs):
-            observation, info = env._finish_reset(*rendered[i])
+            observation, info = env.reset_observe(*rendered[i])
             observations.append(observation)
             infos = self._add_info(infos, info, i)
         self._autoreset[:] = False
@@ -160,9 +149,9 @@ class LyraSimVectorEnv(VectorEnv):
         resetting = self._autoreset.copy()
         for i, env in enumerate(self.envs):
             if resetting[i]:
-                env._reset_physics(None, None)
+                env.reset_physics()
             else:
-                env._advance(actions[i])
+                env.step_physics(actions[i])
         rendered = self._render_all()
         observations, infos = [], {}
         rewards = np.zeros(self.num_envs, dtype=np.float64)
@@ -170,9 +159,9 @@ class LyraSimVectorEnv(VectorEnv):
         truncations = np.zeros(self.num_envs, dtype=bool)
         for i, env in enumerate(self.envs):
             if resetting[i]:
-                observation, info = env._finish_reset(*rendered[i])
+                observation, info = env.reset_observe(*rendered[i])
             else:
-                observation, rewards[i], terminations[i], _, info = env._finish_step(*rendered[i])
+                observation, rewards[i], terminations[i], _, info = env.step_observe(*rendered[i])
                 truncations[i] = self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps
             observations.append(observation)
             infos = self._add_info(infos, info, i)
@@ -193,15 +182,15 @@ class LyraSimVectorEnv(VectorEnv):
         return {key: np.stack([o[key] for o in observations]) for key in self.single_observation_space.spaces}
 
 
-def navigate_vector_env(num_envs: int = 1, **kwargs) -> LyraSimVectorEnv:
-    """``vector_entry_point`` of ``LyraSim/Navigate-v0``."""
-    from lyra_sim.envs.tasks.navigate import NavigateEnv
-
-    return LyraSimVectorEnv(NavigateEnv, num_envs, **kwargs)
-
-
-def push_vector_env(num_envs: int = 1, **kwargs) -> LyraSimVectorEnv:
-    """``vector_entry_point`` of ``LyraSim/Push-v0``."""
-    from lyra_sim.envs.tasks.push import PushEnv
-
-    return LyraSimVectorEnv(PushEnv, num_envs, **kwargs)
+def make_vector_env(entry_point: str | type[LyraSimEnv], num_envs: int = 1, **kwargs) -> LyraSimVectorEnv:
+    """The ``vector_entry_point`` of every registered task (``lyra_sim.envs.register_all`` binds
+    ``entry_point``, "module:Class" or the class itself); ``gymnasium.make_vec`` passes
+    ``num_envs``, ``max_episode_steps`` and the env kwargs."""
+    if isinstance(entry_point, str):
+        module_name, _, class_name = entry_point.partition(":")
+        env_class = getattr(importlib.import_module(module_name), class_name)
+    else:
+        env_class = entry_point
+    if not (isinstance(env_class, type) and issubclass(env_class, LyraSimEnv)):
+        raise TypeError(f"make_vector_env needs a LyraSimEnv subclass, got {entry_point!r}")
+    return LyraSimVectorEnv(env_class, num_envs, **kwargs)

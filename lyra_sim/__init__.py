@@ -31,6 +31,33 @@ _LAZY = {
 }
 
 
+def set_num_threads(count: int) -> int:
+    """Threads the CPU renderer (numba) and torch may use in this process; returns the previous count.
+
+    The default is every core. On a machine shared with other busy processes, or with N envs in
+    N processes, give each process ``cores // processes`` threads (subprocess vector envs default
+    to 1): a parallel region waits for its slowest thread, and a descheduled one stalls it.
+    ``count`` is capped at the cores numba started with.
+    """
+    import numba
+    import torch
+
+    if int(count) < 1:
+        raise ValueError(f"set_num_threads needs a count >= 1, got {count}")
+    previous = numba.get_num_threads()
+    count = min(int(count), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(count)
+    torch.set_num_threads(count)
+    return previous
+
+
+def get_num_threads() -> int:
+    """Threads the CPU renderer uses in this process (see ``set_num_threads``)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
@@ -47,6 +74,8 @@ __all__ = [
     "save_scene",
     "Camera",
     "render",
+    "set_num_threads",
+    "get_num_threads",
     "export",
     "compose",
     "ObjectPlacement",

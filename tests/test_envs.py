@@ -14,6 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from scipy import ndimage
 
+import lyra_sim
 import lyra_sim.envs
 from lyra_sim.envs.base import CameraMount
 from lyra_sim.envs.tasks.navigate import NavigateEnv
@@ -41,7 +42,8 @@ def _rollout(env, seed: int, steps: int):
 def test_registration_table_and_module_prefixed_make():
     for entry in lyra_sim.envs.REGISTRY:
         spec = gymnasium.spec(entry["id"])
-        assert spec.vector_entry_point == entry["vector_entry_point"]
+        # one generic vector factory, bound to the task's entry point by the table
+        assert spec.vector_entry_point.args == (entry["entry_point"],)
         assert spec.max_episode_steps == entry["max_episode_steps"]
     lyra_sim.envs.register_all()  # registering twice is harmless
     env = gymnasium.make("lyra_sim.envs:LyraSim/Navigate-v0", **SMALL)
@@ -274,3 +276,54 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         env.close()
     with pytest.raises(BundleError, match="no object 'teapot'"):
         PushEnv(push_object="teapot")
+
+
+def test_reward_weights_are_constructor_arguments():
+    default, scaled = NavigateEnv(**SMALL), NavigateEnv(reward_progress=10.0, reward_success=0.0, **SMALL)
+    try:
+        default.reset(seed=5)
+        scaled.reset(seed=5)
+        action = np.array([1.0, 0.0], np.float32)
+        _, _, _, _, info_default = default.step(action)
+        _, reward, _, _, info_scaled = scaled.step(action)
+        assert info_default["reward_progress"] != 0.0
+        assert info_scaled["reward_progress"] == pytest.approx(2.0 * info_default["reward_progress"])
+        assert reward == pytest.approx(sum(v for k, v in info_scaled.items() if k.startswith("reward_")))
+        assert scaled.reward_weights == {"progress": 10.0, "collision": -0.1, "success": 0.0}
+    finally:
+        default.close()
+        scaled.close()
+    assert PushEnv.__init__.__kwdefaults__["reward_push"] == 10.0
+
+
+def test_generic_vector_factory_and_public_two_phase_step():
+    from lyra_sim.envs.vector import LyraSimVectorEnv, make_vector_env
+
+    with pytest.raises(TypeError, match="LyraSimEnv subclass"):
+        make_vector_env("gymnasium.envs.classic_control:CartPoleEnv", 1)
+    vector = make_vector_env("lyra_sim.envs.tasks.navigate:NavigateEnv", 1, **SMALL)
+    single = NavigateEnv(**SMALL)
+    try:
+        assert isinstance(vector, LyraSimVectorEnv)
+        vector.reset(seed=2)
+        single.reset_physics(seed=2)
+        first, _ = single.reset_observe(single.pipeline.render_observation())
+        action = np.array([0.5, 0.2], np.float32)
+        batched, _, _, _, _ = vector.step(action[None])
+        single.step_physics(action)
+        observation, *_ = single.step_observe(single.pipeline.render_observation())
+        np.testing.assert_allclose(batched["state"][0], observation["state"], rtol=1e-6)
+        assert np.abs(batched["rgb"][0].astype(int) - observation["rgb"].astype(int)).max() <= 3
+    finally:
+        vector.close()
+        single.close()
+
+
+def test_env_num_threads_argument_sets_the_renderer_threads():
+    previous = lyra_sim.get_num_threads()
+    env = NavigateEnv(num_threads=1, **SMALL)
+    try:
+        assert lyra_sim.get_num_threads() == 1
+    finally:
+        env.close()
+        lyra_sim.set_num_threads(previous)

@@ -1,8 +1,8 @@
 """``LyraSim/Push-v0``: a KUKA iiwa pushes a segmented bundle object to a target disc on a table.
 
-Lifecycle hooks only (STYLE.md 8). The table (height, extent) is found once per env by casting
-vertical rays at the bundle's scenery, so any bundle with a raised flat surface and an object on
-it works, not just the packaged tabletop.
+Lifecycle hooks only (STYLE.md 8). The table (height, extent) is found once per env by
+``lyra_sim.sim.table.find_table_top`` (vertical rays at the bundle's scenery), so any bundle with
+a raised flat surface and an object on it works, not just the packaged tabletop.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from lyra_sim.envs import constants as C
 from lyra_sim.envs.base import CameraMount, LyraSimEnv
 from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
+from lyra_sim.sim.table import find_table_top
 
-_RAY_GRID = 96  # rays per side when mapping the table top
 _FLANGE_BELOW_FRAME = 0.048  # m: the iiwa flange's lowest point below the link-7 frame, pointing down
 _REACH = (0.3, 0.75)  # m: horizontal distances from the arm base the flange can push at
 _POINTING_DOWN = (0.0, 1.0, 0.0, 0.0)  # xyzw: rotation by pi about y
@@ -59,11 +59,11 @@ class PushEnv(LyraSimEnv):
 
     ## Rewards (each term is in `info` as `reward_<name>`)
 
-    | Term | Value |
-    |---|---|
-    | `reach` | -0.5 x flange-to-object horizontal distance (m) |
-    | `push` | 10 x decrease of the object-to-target distance this step (m) |
-    | `success` | +5 when the object centre is within 6 cm of the target centre |
+    | Term | Value | Weight argument (default) |
+    |---|---|---|
+    | `reach` | weight x flange-to-object horizontal distance (m) | `reward_reach` (-0.5) |
+    | `push` | weight x decrease of the object-to-target distance this step (m) | `reward_push` (10.0) |
+    | `success` | weight when the object centre is within 6 cm of the target centre | `reward_success` (5.0) |
 
     ## Episode end
 
@@ -72,7 +72,8 @@ class PushEnv(LyraSimEnv):
 
     ## Arguments
 
-    Those of `LyraSimEnv` plus `push_object` (an object name of the bundle). The default bundle
+    Those of `LyraSimEnv` plus `push_object` (an object name of the bundle) and the reward
+    weights above. The default bundle
     is the packaged "tabletop". For a wrist camera pass `camera=lyra_sim.envs.tasks.push.WRIST_CAMERA`.
 
     ## Version history
@@ -82,12 +83,11 @@ class PushEnv(LyraSimEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
     default_bundle = C.PUSH_DEFAULT_BUNDLE
-    _REWARD_REACH = -0.5
-    _REWARD_PUSH = 10.0
-    _REWARD_SUCCESS = 5.0
 
-    def __init__(self, bundle=None, *, push_object: str | None = None, **kwargs) -> None:
+    def __init__(self, bundle=None, *, push_object: str | None = None, reward_reach: float = -0.5,
+                 reward_push: float = 10.0, reward_success: float = 5.0, **kwargs) -> None:
         self.push_object = push_object
+        self.reward_weights = {"reach": float(reward_reach), "push": float(reward_push), "success": float(reward_success)}
         super().__init__(bundle, **kwargs)
 
     # ----------------------------------------------------------------- hooks
@@ -142,37 +142,10 @@ class PushEnv(LyraSimEnv):
 
     def _map_table(self) -> None:
         """Find the table top under the push object: its height and its x/y extent."""
-        client = self.client_id
-        position, _ = self.object_initial_poses[self.object_index]
-        for body_id in self.object_ids:  # rays must hit the scenery, not the objects
-            pybullet.resetBasePositionAndOrientation(body_id, [0, 0, -50], [0, 0, 0, 1], physicsClientId=client)
-        xs = np.linspace(self.bounds_min[0], self.bounds_max[0], _RAY_GRID)
-        ys = np.linspace(self.bounds_min[1], self.bounds_max[1], _RAY_GRID)
-        grid_x, grid_y = np.meshgrid(xs, ys, indexing="ij")
-        top, bottom = self.bounds_max[2] + 0.5, self.floor_height - 0.5
-        starts = [[x, y, top] for x, y in zip(grid_x.ravel(), grid_y.ravel())]
-        ends = [[x, y, bottom] for x, y, _ in starts]
-        hits = []
-        for chunk in range(0, len(starts), 4000):  # PyBullet caps a ray batch
-            hits += pybullet.rayTestBatch(starts[chunk : chunk + 4000], ends[chunk : chunk + 4000], physicsClientId=client)
-        heights = np.array([hit[3][2] if hit[0] >= 0 else -np.inf for hit in hits]).reshape(grid_x.shape)
-        # The scenery may have a hole right under the object (its Gaussians hid the table top
-        # there), so the table top is the typical raised surface in a ring around it.
-        distance = np.hypot(grid_x - position[0], grid_y - position[1])
-        around = (distance < 0.3) & (heights > self.floor_height + 0.1) & (heights < position[2])
-        if not around.any():
-            raise BundleError(f"{self.bundle_path}: no table around object {self.object_names[self.object_index]!r} "
-                              f"(no raised surface within 0.3 m below it; floor at {self.floor_height:.3f})")
-        self.table_top = float(np.median(heights[around]))
-        on_table = np.abs(heights - self.table_top) < 0.015
-        from scipy import ndimage
-
-        # The object's hole is part of the table: close it before taking the connected region.
-        regions, _ = ndimage.label(ndimage.binary_closing(on_table, iterations=3) | on_table)
-        nearest = np.unravel_index(np.argmin(np.where(on_table, distance, np.inf)), grid_x.shape)
-        region = regions == regions[nearest]
-        self.table_low = np.array([grid_x[region].min(), grid_y[region].min()])
-        self.table_high = np.array([grid_x[region].max(), grid_y[region].max()])
+        table = find_table_top(self.client_id, self.object_ids, self.object_initial_poses[self.object_index][0],
+                               self.bounds_min, self.bounds_max, self.floor_height, where=str(self.bundle_path),
+                               object_name=self.object_names[self.object_index])
+        self.table_top, self.table_low, self.table_high = table.top, table.low, table.high
 
     def _default_camera(self) -> CameraMount:
         """Across the table from the arm, looking back at it and the object."""
@@ -231,9 +204,9 @@ class PushEnv(LyraSimEnv):
         self._previous_object_distance = distance
         reach = float(np.linalg.norm(self._flange_position()[:2] - self._object_position()[:2]))
         return {
-            "reach": self._REWARD_REACH * reach,
-            "push": self._REWARD_PUSH * progress,
-            "success": self._REWARD_SUCCESS if self._is_success() else 0.0,
+            "reach": self.reward_weights["reach"] * reach,
+            "push": self.reward_weights["push"] * progress,
+            "success": self.reward_weights["success"] if self._is_success() else 0.0,
         }
 
     def _is_success(self) -> bool:

@@ -49,7 +49,7 @@ def placements_from_numbers(objects: list[str], at: list[float], yaw: list[float
 
 def run(config: Config) -> int:
     from lyra_sim.converters.compose import compose
-    from lyra_sim.envs.base import resolve_bundle_path
+    from lyra_sim.bundle import resolve_bundle_path
 
     scene = resolve_bundle_path(config.scene, config.scene)
     placements = placements_from_numbers(config.objects, config.at, config.yaw)

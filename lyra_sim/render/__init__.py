@@ -4,6 +4,7 @@
 * ``api``: ``render()``, the public entry; it validates inputs and dispatches to a backend.
 * ``_reference``: the slow, readable torch implementation of the maths (tests compare against it).
 * ``_cpu``: the numba CPU backend; ``_gsplat``: the gsplat CUDA backend (both lazily imported).
+* ``prepared``: ``prepare_scene``, the camera-independent arrays computed once per scene.
 * ``lod``: level-of-detail decimation for small images.
 """
 
@@ -15,6 +16,7 @@ import types
 from lyra_sim.render.api import render, resolve_backend
 from lyra_sim.render.camera import Camera, intrinsics_from_fov, orbit_cameras, path_cameras
 from lyra_sim.render.lod import decimate_for_resolution, measure_decimation
+from lyra_sim.render.prepared import PreparedScene, prepare_scene
 
 __all__ = [
     "Camera",
@@ -25,6 +27,8 @@ __all__ = [
     "path_cameras",
     "decimate_for_resolution",
     "measure_decimation",
+    "PreparedScene",
+    "prepare_scene",
 ]
 
 

@@ -52,24 +52,50 @@ class _Frame:
         self.__dict__.update(fields)
 
 
+def prepare_arrays(means: np.ndarray, quats: np.ndarray, log_scales: np.ndarray, opacity_logits: np.ndarray,
+                   sh: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-scene SoA float32 arrays of ``kernels.prepare_gaussians`` (computed in parallel)."""
+    n = means.shape[0]
+    arrays = {"positions": np.empty((3, n), np.float32), "covariances": np.empty((6, n), np.float32),
+              "opacity": np.empty(n, np.float32), "sigma_max": np.empty(n, np.float32),
+              "extent": np.empty(n, np.float32), "max_scale": np.empty(n, np.float32),
+              "colours": np.empty((3, n), np.float32)}
+    if n:
+        kernels.prepare_gaussians(means, quats, log_scales, opacity_logits, sh, arrays["positions"],
+                                  arrays["covariances"], arrays["opacity"], arrays["sigma_max"], arrays["extent"],
+                                  arrays["max_scale"], arrays["colours"])
+    return arrays
+
+
 def _forward(params: dict[str, np.ndarray], width: int, height: int, near: float, far: float, sh_degree: int,
              background: np.ndarray, labels: np.ndarray | None, modes: tuple[str, ...], radius_clip: float,
-             timings: dict[str, float] | None = None, for_backward: bool = False) -> _Frame:
-    """Run the four stages; ``timings``, when given, receives seconds per stage (benchmarks)."""
+             timings: dict[str, float] | None = None, for_backward: bool = False,
+             prepared: dict[str, np.ndarray] | None = None, ranges: np.ndarray | None = None) -> _Frame:
+    """Run the stages; ``timings``, when given, receives seconds per stage (benchmarks).
+
+    ``params`` holds the raw scene arrays (only ``sh`` is read when ``prepared``, the arrays of
+    ``prepare_arrays``, is given) and the cameras; ``ranges`` [C, 2] limits camera c to
+    Gaussians [ranges[c, 0], ranges[c, 1]) (None: all of them).
+    """
     clock = _StageClock(timings)
-    means, viewmats, Ks = params["means"], params["viewmats"], params["Ks"]
-    n_gaussians, n_cams = means.shape[0], viewmats.shape[0]
+    viewmats, Ks = params["viewmats"], params["Ks"]
+    n_cams = viewmats.shape[0]
     threads = numba.get_num_threads()
     want_rgb = "rgb" in modes
     want_instance = "instance" in modes and labels is not None
-
-    n_chunks = max(1, min(256, -(-n_gaussians // _PROJECTION_CHUNK)))
-    chunk_bounds = kernels.even_chunks(n_gaussians, n_chunks)
-    log_scales = params["log_scales"]  # numpy's axis-1 max is ~15x slower than two maximums
-    max_scales = np.exp(np.maximum(np.maximum(log_scales[:, 0], log_scales[:, 1]), log_scales[:, 2]))
+    if prepared is None:
+        prepared = prepare_arrays(params["means"], params["quats"], params["log_scales"], params["opacity_logits"],
+                                  params["sh"])
+        clock.lap("prepare")
+    n_gaussians = prepared["opacity"].shape[0]
+    if ranges is None:
+        ranges = np.zeros((n_cams, 2), np.int64)
+        ranges[:, 1] = n_gaussians
+    bounds = kernels.camera_jobs(ranges, _PROJECTION_CHUNK)
     proj, source, depth_keys, counts, region_start = kernels.project(
-        means, params["quats"], log_scales, max_scales, params["opacity_logits"], params["sh"], viewmats, Ks,
-        float(width), float(height), float(near), float(far), sh_degree, float(radius_clip), want_rgb, chunk_bounds,
+        prepared["positions"], prepared["covariances"], prepared["opacity"], prepared["sigma_max"], prepared["extent"],
+        prepared["max_scale"], prepared["colours"], params["sh"], viewmats, Ks, float(width), float(height),
+        float(near), float(far), sh_degree, float(radius_clip), want_rgb, bounds,
     )
     clock.lap("project")
     order, camera_offsets = kernels.sort_by_depth(depth_keys.view(np.uint32), region_start, counts, 4 * threads)
@@ -211,12 +237,15 @@ def rasterize(
     labels: torch.Tensor | None,  # [N] int32
     modes: tuple[str, ...],
     radius_clip: float,
+    prepared=None,  # a lyra_sim.render.prepared.PreparedScene of these tensors
+    ranges: np.ndarray | None = None,  # [C, 2] int64 Gaussian range per camera
 ) -> dict[str, torch.Tensor]:
     """Render C cameras on the CPU; returns the requested images [C, H, W, ch] (float32, instance int32).
 
     Same maths and signature as ``lyra_sim.render._reference.rasterize``; exp is a polynomial
     with relative error < 1e-4. Differentiable w.r.t. the five scene tensors for rgb, alpha
-    and depth when any of them requires grad.
+    and depth when any of them requires grad. ``prepared`` (forward only) skips the
+    per-scene preparation; ``ranges`` gives each camera its own slice of the Gaussians.
     """
     width, height = int(width), int(height)
     if width < 1 or height < 1:
@@ -249,7 +278,8 @@ def rasterize(
         _check("labels", labels_array, (n_gaussians,))
 
     forward = dict(width=width, height=height, near=float(near), far=float(far), sh_degree=sh_degree,
-                   background=background_array, labels=labels_array, modes=tuple(modes), radius_clip=float(radius_clip))
+                   background=background_array, labels=labels_array, modes=tuple(modes), radius_clip=float(radius_clip),
+                   ranges=ranges)
     params = (means, quats, log_scales, opacity_logits, sh)
     needs_grad = (torch.is_grad_enabled() and any(t.requires_grad for t in params)
                   and any(m in DIFFERENTIABLE_MODES for m in modes))
@@ -257,7 +287,11 @@ def rasterize(
         settings = {"cameras": cameras, "forward": forward, "labels_given": labels_array is not None}
         tensors = _RasterizeFunction.apply(*params, settings)
         return dict(zip(tuple(dict.fromkeys(modes)), tensors))
-    numpy_params = {name: _as_numpy(t) for name, t in zip(_PARAM_NAMES, params)}
-    numpy_params.update(cameras)
-    frame = _forward(numpy_params, **forward)
+    if prepared is not None:
+        numpy_params = {"sh": prepared.sh, **cameras}  # the kernels read only the bands asked for
+        frame = _forward(numpy_params, **forward, prepared=prepared.arrays)
+    else:
+        numpy_params = {name: _as_numpy(t) for name, t in zip(_PARAM_NAMES, params)}
+        numpy_params.update(cameras)
+        frame = _forward(numpy_params, **forward)
     return _outputs(frame, tuple(dict.fromkeys(modes)), labels_array is not None)

@@ -287,12 +287,66 @@ def to_camera(table, c, mx, my, mz):
             table[c, 6] * mx + table[c, 7] * my + table[c, 8] * mz + table[c, 11])
 
 
+# ------------------------------------------------------------------- static-scene preparation
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def prepare_gaussians(means, quats, log_scales, opacity_logits, sh, positions, covariances, opacity, sigma_max,
+                      extent, max_scale, colours):
+    """What does not change between frames, computed once per scene (SoA float32, [rows, N]).
+
+    ``positions`` [3, N]; ``covariances`` [6, N] world Σ3d (xx, xy, xz, yy, yz, zz);
+    ``opacity`` [N] = sigmoid(logit); ``sigma_max`` [N] = ln(255 o), the quadratic-form bound of
+    alpha >= 1/255 (-1 when o < 1/255: never visible); ``extent`` [N] = min(3.33, sqrt(2
+    sigma_max)), the exact opacity-aware reach in standard deviations; ``max_scale`` [N] the
+    largest standard deviation; ``colours`` [3, N] the degree-0 colour 0.5 + C0 sh[:, 0]
+    (unclamped: view-dependent bands add to it).
+    """
+    for n in prange(means.shape[0]):
+        positions[0, n] = means[n, 0]
+        positions[1, n] = means[n, 1]
+        positions[2, n] = means[n, 2]
+        r = quat_rotation(quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3])
+        sx, sy, sz = math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2])
+        cov = covariance_world(r, sx, sy, sz)
+        for i in range(6):
+            covariances[i, n] = cov[i]
+        o = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
+        opacity[n] = o
+        if o < ALPHA_THRESHOLD:
+            sigma_max[n] = -1.0
+            extent[n] = 0.0
+        else:
+            s_max = math.log(o * 255.0)
+            sigma_max[n] = s_max
+            extent[n] = min(3.33, math.sqrt(2.0 * s_max))
+        max_scale[n] = max(sx, max(sy, sz))
+        for ch in range(3):
+            colours[ch, n] = 0.5 + SH_C0 * sh[n, 0, ch]
+
+
+@njit(cache=True)
+def camera_jobs(ranges, chunk_size):
+    """Split camera c's Gaussian range [ranges[c, 0], ranges[c, 1]) into chunks of about
+    ``chunk_size``; returns bounds [C, K + 1] (K = the most chunks any camera needs; a camera
+    with fewer repeats its end bound, giving empty chunks)."""
+    n_cams = ranges.shape[0]
+    n_chunks = 1
+    for c in range(n_cams):
+        n_chunks = max(n_chunks, min(256, -(-(ranges[c, 1] - ranges[c, 0]) // chunk_size)))
+    bounds = np.empty((n_cams, n_chunks + 1), np.int64)
+    for c in range(n_cams):
+        lo, length = ranges[c, 0], ranges[c, 1] - ranges[c, 0]
+        for k in range(n_chunks + 1):
+            bounds[c, k] = lo + (length * k) // n_chunks
+    return bounds
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far, flags):
-    """flags[n] (n in [lo, hi)) = a cheap necessary test of ``project``'s visibility for camera c: opacity,
-    depth in range, and a box bounding the 3.33-sigma extent (||J row|| * largest scale +
-    sqrt(0.3)) reaching a pixel centre. Branch-free float32 so that it vectorises: most
-    Gaussians of a scene are off-screen and should cost a few ns, not a full projection."""
+def mark_candidates(table, c, positions, max_scale, extent, lo, hi, width, height, near, far, flags, flag_base):
+    """flags[flag_base + n - lo] (n in [lo, hi)) = a cheap necessary test of ``project``'s
+    visibility for camera c: visible opacity, depth in range, and a box bounding the
+    opacity-aware extent (extent x (||J row|| x largest scale + sqrt(0.3))) reaching a pixel
+    centre. Branch-free float32 over SoA arrays so that it vectorises: most Gaussians of a scene
+    are off-screen and should cost a few ns, not a full projection. Returns how many passed."""
     r0, r1, r2 = np.float32(table[c, 0]), np.float32(table[c, 1]), np.float32(table[c, 2])
     r3, r4, r5 = np.float32(table[c, 3]), np.float32(table[c, 4]), np.float32(table[c, 5])
     r6, r7, r8 = np.float32(table[c, 6]), np.float32(table[c, 7]), np.float32(table[c, 8])
@@ -303,12 +357,11 @@ def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, 
     lim_y_pos, lim_y_neg = np.float32(table[c, 21]), np.float32(table[c, 22])
     near32, far32 = np.float32(near), np.float32(far)
     u_max, v_max = np.float32(width - 0.5), np.float32(height - 0.5)
-    logit32 = np.float32(logit_min)
-    k = np.float32(3.33)
     dilation = np.float32(0.5478)  # > sqrt(0.3)
     slack = np.float32(1e-3)
+    count = 0
     for n in range(lo, hi):
-        mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
+        mx, my, mz = positions[0, n], positions[1, n], positions[2, n]
         x = r0 * mx + r1 * my + r2 * mz + t0
         y = r3 * mx + r4 * my + r5 * mz + t1
         z = r6 * mx + r7 * my + r8 * mz + t2
@@ -316,50 +369,51 @@ def mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, 
         rz = F1 / max(z, near32)
         tx = min(max(x * rz, -lim_x_neg), lim_x_pos)
         ty = min(max(y * rz, -lim_y_neg), lim_y_pos)
-        scale = max_scales[n] * rz
+        scale = max_scale[n] * rz
+        k = extent[n]
         half_x = k * (fx * scale * math.sqrt(F1 + tx * tx) + dilation) + slack
         half_y = k * (fy * scale * math.sqrt(F1 + ty * ty) + dilation) + slack
         u = fx * x * rz + cx
         v = fy * y * rz + cy
         on_screen = (u + half_x >= HALF) & (u - half_x <= u_max) & (v + half_y >= HALF) & (v - half_y <= v_max)
-        flags[n] = in_depth & on_screen & (opacity_logits[n] >= logit32)
+        passed = in_depth & on_screen & (k > F0)
+        flags[flag_base + n - lo] = passed
+        count += passed
+    return count
 
 
 # ------------------------------------------------------------------------------- projection
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, Ks, width, height, near, far,
-            sh_degree, radius_clip, want_color, chunk_bounds):
-    """Project every Gaussian into every camera; visible ones are written compacted per chunk.
+def project(positions, covariances, opacity, sigma_max, extent, max_scale, colours, sh, viewmats, Ks, width, height,
+            near, far, sh_degree, radius_clip, want_color, bounds):
+    """Project the prepared Gaussians (see ``prepare_gaussians``) into every camera.
 
-    ``max_scales`` [N] is exp(max log-scale) (numpy's SIMD exp; used by ``mark_candidates``).
-    Gaussians [chunk_bounds[k], chunk_bounds[k+1]) form chunk k. A first pass marks, per
-    camera, the candidates that may be visible, which sizes the outputs (a few times smaller
-    than C x N rows); the second projects them. For camera c the visible Gaussians of chunk k
-    go to rows region_start[c, k] + 0.. of ``proj[c]`` [C, capacity, 16] (packed layout), with
-    their index in ``source`` [C, capacity] and depth in ``depth_keys`` [C, capacity];
-    ``counts`` [C, chunks] says how many. Returns (proj, source, depth_keys, counts,
-    region_start). Visible: near < z < far, det(Σ2d) > 0, opacity >= 1/255, radius >
-    radius_clip, and the alpha >= 1/255 box holds at least one pixel centre.
+    Camera c sees Gaussians [bounds[c, 0], bounds[c, K]), in chunks [bounds[c, k], bounds[c, k+1])
+    (``camera_jobs``): one batched call can give each camera its own scene. A first pass marks the
+    candidates that may be visible, which sizes the outputs (a few times smaller than C x N rows);
+    the second projects them. For camera c the visible Gaussians of chunk k go to rows
+    region_start[c, k] + 0.. of ``proj[c]`` [C, capacity, 16] (packed layout), with their index
+    in ``source`` [C, capacity] and depth in ``depth_keys`` [C, capacity]; ``counts`` [C, K]
+    says how many. Returns (proj, source, depth_keys, counts, region_start). Visible: near < z <
+    far, det(Σ2d) > 0, opacity >= 1/255, radius > radius_clip, and the alpha >= 1/255 box holds
+    at least one pixel centre. Colour: ``colours`` for sh_degree 0, else the SH of ``sh``.
     """
     n_cams = viewmats.shape[0]
-    n_gaussians = means.shape[0]
-    n_chunks = chunk_bounds.shape[0] - 1
+    n_chunks = bounds.shape[1] - 1
+    n_jobs = n_cams * n_chunks
     n_bases = (sh_degree + 1) * (sh_degree + 1)
     table = camera_table(viewmats, Ks, width, height)
-    logit_min = math.log(ALPHA_THRESHOLD / (1.0 - ALPHA_THRESHOLD))  # opacity < 1/255 below it
-    flags = np.zeros((n_cams, n_gaussians), np.bool_)
+    flag_base = np.zeros(n_cams + 1, np.int64)
+    for c in range(n_cams):
+        flag_base[c + 1] = flag_base[c] + bounds[c, n_chunks] - bounds[c, 0]
+    flags = np.empty(flag_base[n_cams], np.bool_)
     candidates = np.zeros((n_cams, n_chunks), np.int64)
-    for k in prange(n_chunks):
-        lo = chunk_bounds[k]
-        hi = chunk_bounds[k + 1]
-        for c in range(n_cams):
-            camera_flags = flags[c]
-            mark_candidates(table, c, means, max_scales, opacity_logits, logit_min, lo, hi, width, height, near, far,
-                            camera_flags)
-            count = 0
-            for n in range(lo, hi):
-                count += camera_flags[n]
-            candidates[c, k] = count
+    for job in prange(n_jobs):
+        c = job // n_chunks
+        k = job % n_chunks
+        lo, hi = bounds[c, k], bounds[c, k + 1]
+        candidates[c, k] = mark_candidates(table, c, positions, max_scale, extent, lo, hi, width, height, near, far,
+                                           flags, flag_base[c] + lo - bounds[c, 0])
     region_start = np.zeros((n_cams, n_chunks), np.int64)
     capacity = 1
     for c in range(n_cams):
@@ -372,82 +426,77 @@ def project(means, quats, log_scales, max_scales, opacity_logits, sh, viewmats, 
     source = np.empty((n_cams, capacity), np.int32)
     depth_keys = np.empty((n_cams, capacity), np.float32)
     counts = np.zeros((n_cams, n_chunks), np.int64)
-    chunk_order = job_order(n_chunks)  # mix index ranges: visible Gaussians cluster by object
-    for chunk_index in prange(n_chunks):
-        k = chunk_order[chunk_index]
-        filled = np.zeros(n_cams, np.int64)
+    order = job_order(n_jobs)  # mix index ranges: visible Gaussians cluster by object
+    for job_index in prange(n_jobs):
+        job = order[job_index]
+        c = job // n_chunks
+        k = job % n_chunks
+        if candidates[c, k] == 0:
+            continue
+        lo, hi = bounds[c, k], bounds[c, k + 1]
+        base = flag_base[c] - bounds[c, 0]
         basis = np.empty(16, np.float64)
-        for n in range(chunk_bounds[k], chunk_bounds[k + 1]):
-            seen = False
-            for c in range(n_cams):
-                seen |= flags[c, n]
-            if not seen:
+        w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
+        filled = 0
+        for n in range(lo, hi):
+            if not flags[base + n]:
                 continue
-            mx, my, mz = means[n, 0], means[n, 1], means[n, 2]
-            opacity = 1.0 / (1.0 + math.exp(-opacity_logits[n]))
-            if opacity < ALPHA_THRESHOLD:  # the float32 logit test may let a borderline one through
+            x, y, z = to_camera(table, c, positions[0, n], positions[1, n], positions[2, n])
+            if not (z > near and z < far):
                 continue
-            r = quat_rotation(quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3])
-            cov = covariance_world(r, math.exp(log_scales[n, 0]), math.exp(log_scales[n, 1]), math.exp(log_scales[n, 2]))
-            sigma_max = math.log(opacity * 255.0)
-            extent = min(3.33, math.sqrt(2.0 * sigma_max))
-            for c in range(n_cams):
-                if not flags[c, n]:
-                    continue
-                w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
-                x, y, z = to_camera(table, c, mx, my, mz)
-                if not (z > near and z < far):
-                    continue
-                j00, j02, j11, j12, _, _, _, _ = camera_jacobian(table, c, x, y, z)
-                sxx, sxy, syy = project_covariance(j00, j02, j11, j12, rotate_covariance(w, cov))
-                det = sxx * syy - sxy * sxy
-                if not det > 0.0:
-                    continue
-                half_x = extent * math.sqrt(sxx)
-                half_y = extent * math.sqrt(syy)
-                if math.ceil(half_x) <= radius_clip and math.ceil(half_y) <= radius_clip:
-                    continue
-                u = fx * x / z + cx
-                v = fy * y / z + cy
-                # pixel u covers centre u + 0.5: the inclusive range of centres in the box
-                u0 = max(np.ceil(u - half_x - 0.5), 0.0)
-                u1 = min(np.floor(u + half_x - 0.5), width - 1.0)
-                v0 = max(np.ceil(v - half_y - 0.5), 0.0)
-                v1 = min(np.floor(v + half_y - 0.5), height - 1.0)
-                if u0 > u1 or v0 > v1:
-                    continue
-                row = region_start[c, k] + filled[c]
-                filled[c] += 1
-                inv_det = 1.0 / det
-                # direct element writes: a row view would cost two atomic refcount updates
-                proj[c, row, REC_MX] = u
-                proj[c, row, REC_MY] = v
-                proj[c, row, REC_CA] = syy * inv_det
-                proj[c, row, REC_CB] = -sxy * inv_det
-                proj[c, row, REC_CC] = sxx * inv_det
-                proj[c, row, REC_OPACITY] = opacity
-                proj[c, row, REC_SIGMA_MAX] = sigma_max
-                proj[c, row, REC_Z] = z
-                proj[c, row, REC_U0] = u0
-                proj[c, row, REC_U1] = u1
-                proj[c, row, REC_V0] = v0
-                proj[c, row, REC_V1] = v1
-                proj[c, row, 15] = 0.0
-                if want_color:
-                    dx, dy, dz, _ = view_direction(means, n, campos)
-                    sh_basis(dx, dy, dz, sh_degree, basis)
-                    red, green, blue = sh_color(sh, n, basis, n_bases)
-                    proj[c, row, REC_R] = max(red, 0.0)
-                    proj[c, row, REC_G] = max(green, 0.0)
-                    proj[c, row, REC_B] = max(blue, 0.0)
-                else:  # the backward multiplies colours by zero gradients: keep them finite
-                    proj[c, row, REC_R] = 0.0
-                    proj[c, row, REC_G] = 0.0
-                    proj[c, row, REC_B] = 0.0
-                source[c, row] = n
-                depth_keys[c, row] = z
-        for c in range(n_cams):
-            counts[c, k] = filled[c]
+            j00, j02, j11, j12, _, _, _, _ = camera_jacobian(table, c, x, y, z)
+            cov = (covariances[0, n], covariances[1, n], covariances[2, n], covariances[3, n], covariances[4, n],
+                   covariances[5, n])
+            sxx, sxy, syy = project_covariance(j00, j02, j11, j12, rotate_covariance(w, cov))
+            det = sxx * syy - sxy * sxy
+            if not det > 0.0:
+                continue
+            reach = extent[n]
+            half_x = reach * math.sqrt(sxx)
+            half_y = reach * math.sqrt(syy)
+            if math.ceil(half_x) <= radius_clip and math.ceil(half_y) <= radius_clip:
+                continue
+            u = fx * x / z + cx
+            v = fy * y / z + cy
+            # pixel u covers centre u + 0.5: the inclusive range of centres in the box
+            u0 = max(np.ceil(u - half_x - 0.5), 0.0)
+            u1 = min(np.floor(u + half_x - 0.5), width - 1.0)
+            v0 = max(np.ceil(v - half_y - 0.5), 0.0)
+            v1 = min(np.floor(v + half_y - 0.5), height - 1.0)
+            if u0 > u1 or v0 > v1:
+                continue
+            row = region_start[c, k] + filled
+            filled += 1
+            inv_det = 1.0 / det
+            # direct element writes: a row view would cost two atomic refcount updates
+            proj[c, row, REC_MX] = u
+            proj[c, row, REC_MY] = v
+            proj[c, row, REC_CA] = syy * inv_det
+            proj[c, row, REC_CB] = -sxy * inv_det
+            proj[c, row, REC_CC] = sxx * inv_det
+            proj[c, row, REC_OPACITY] = opacity[n]
+            proj[c, row, REC_SIGMA_MAX] = sigma_max[n]
+            proj[c, row, REC_Z] = z
+            proj[c, row, REC_U0] = u0
+            proj[c, row, REC_U1] = u1
+            proj[c, row, REC_V0] = v0
+            proj[c, row, REC_V1] = v1
+            proj[c, row, 15] = 0.0
+            if not want_color:  # the backward multiplies colours by zero gradients: keep them finite
+                red = green = blue = 0.0
+            elif n_bases == 1:
+                red, green, blue = colours[0, n], colours[1, n], colours[2, n]
+            else:
+                vx, vy, vz = positions[0, n] - campos[0], positions[1, n] - campos[1], positions[2, n] - campos[2]
+                inv = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
+                sh_basis(vx * inv, vy * inv, vz * inv, sh_degree, basis)
+                red, green, blue = sh_color(sh, n, basis, n_bases)
+            proj[c, row, REC_R] = max(red, 0.0)
+            proj[c, row, REC_G] = max(green, 0.0)
+            proj[c, row, REC_B] = max(blue, 0.0)
+            source[c, row] = n
+            depth_keys[c, row] = z
+        counts[c, k] = filled
     return proj, source, depth_keys, counts, region_start
 
 
@@ -624,6 +673,8 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
     bounds = even_chunks(m, n_chunks)
     counts = np.zeros((n_chunks, n_jobs), np.int32)
     for k in prange(n_chunks):
+        # the gather first, on its own: its rows are random cache misses, and a loop with
+        # nothing data-dependent in it lets the CPU keep many of them in flight
         c = 0
         for i in range(bounds[k], bounds[k + 1]):
             while i >= camera_offsets[c + 1]:
@@ -631,10 +682,13 @@ def bin_tiles(proj, source, order, camera_offsets, labels, tiles_x, tiles_y, n_c
             row = order[i]
             for q in range(REC_WIDTH):  # element copy: a row view costs refcount updates
                 packed[i, q] = proj[c, row, q]
-            n = source[c, row]
-            packed_source[i] = n
+            packed_source[i] = source[c, row]
+        c = 0
+        for i in range(bounds[k], bounds[k + 1]):
+            while i >= camera_offsets[c + 1]:
+                c += 1
             if has_labels:
-                packed_label[i] = labels[n]
+                packed_label[i] = labels[packed_source[i]]
             tx0, tx1, ty0, ty1 = _tile_box(packed, i)
             base = c * tiles_per_camera
             for ty in range(ty0, ty1 + 1):

@@ -16,6 +16,7 @@ import torch
 
 from lyra_sim.errors import LyraSimError, MissingDependencyError
 from lyra_sim.render.camera import Camera
+from lyra_sim.render.prepared import PreparedScene
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.typed import RenderBackend, RenderMode, check_choice
 
@@ -89,8 +90,20 @@ def _labels_tensor(labels, gaussian_count: int, device) -> torch.Tensor | None: 
     return tensor.to(torch.int32)
 
 
+def _ranges_array(ranges, camera_count: int, gaussian_count: int) -> np.ndarray | None:  # [C, 2] int64
+    if ranges is None:
+        return None
+    array = np.asarray(ranges.cpu().numpy() if isinstance(ranges, torch.Tensor) else ranges)
+    if array.shape != (camera_count, 2) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"camera_ranges must be integers of shape [C, 2] = [{camera_count}, 2], "
+                         f"got {array.dtype} {list(array.shape)}")
+    if camera_count and (array.min() < 0 or array.max() > gaussian_count or (array[:, 0] > array[:, 1]).any()):
+        raise ValueError(f"camera_ranges must satisfy 0 <= start <= end <= N = {gaussian_count}, got {array.tolist()}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 def render(
-    scene: GaussianScene,
+    scene: GaussianScene | PreparedScene,
     cameras: Camera,
     modes: str | Sequence[str] = ("rgb",),
     backend: str = "auto",
@@ -98,11 +111,14 @@ def render(
     sh_degree: int | None = None,
     radius_clip: float = 0.0,
     labels=None,  # [N] integer labels >= 0
+    camera_ranges=None,  # [C, 2] integer Gaussian index range per camera
 ) -> dict[str, torch.Tensor]:
     """Render a Gaussian scene from C cameras.
 
     Args:
-        scene: the Gaussians (raw parameters, world frame of the cameras).
+        scene: the Gaussians (raw parameters, world frame of the cameras), or a
+            ``PreparedScene`` (``prepare_scene``) whose camera-independent arrays the CPU backend
+            reuses instead of recomputing them (other backends render its raw scene).
         cameras: C cameras sharing one image size (OpenCV convention, see ``Camera``).
         modes: outputs to compute, any of "rgb", "alpha", "depth", "median_depth", "instance".
         backend: "auto" (gsplat when CUDA is available, else "cpu"), "cpu" (numba),
@@ -112,6 +128,9 @@ def render(
         sh_degree: SH degree to evaluate (capped at the scene's); None uses the scene's.
         radius_clip: skip Gaussians whose projected radius is <= this many pixels.
         labels: per-Gaussian integer labels [N] (>= 0), needed for "instance".
+        camera_ranges: camera c sees only Gaussians [camera_ranges[c, 0], camera_ranges[c, 1]):
+            many scenes (one per env) rendered in one batched call. None: every camera sees all.
+            Native in the CPU backend; the others render camera by camera.
 
     Returns:
         Only the requested keys, each [C, H, W, ch] on the scene's device:
@@ -124,8 +143,11 @@ def render(
 
     Differentiable with respect to the scene tensors for rgb, alpha and depth.
     """
+    prepared = scene if isinstance(scene, PreparedScene) else None
+    if prepared is not None:
+        scene = prepared.scene
     if not isinstance(scene, GaussianScene):
-        raise TypeError(f"scene must be a GaussianScene, got {type(scene).__name__}")
+        raise TypeError(f"scene must be a GaussianScene or a PreparedScene, got {type(scene).__name__}")
     if not isinstance(cameras, Camera):
         raise TypeError(f"cameras must be a Camera, got {type(cameras).__name__}")
     if len(cameras) < 1:
@@ -152,6 +174,13 @@ def render(
     camera_count = len(cameras)
     label_tensor = _labels_tensor(labels, len(scene), compute_device)
     background_tensor = _background_tensor(background, camera_count, compute_device)
+    ranges = _ranges_array(camera_ranges, camera_count, len(scene))
+    if prepared is not None and len(prepared) != len(scene):
+        raise ValueError(f"the prepared arrays hold {len(prepared)} Gaussians but its scene {len(scene)}: prepare again")
+    if ranges is not None and backend != "cpu":
+        return _render_camera_by_camera(scene, cameras, ranges, modes, backend, background_tensor, sh_degree,
+                                        radius_clip, label_tensor, output_device)
+    extra = {} if backend != "cpu" else {"prepared": prepared, "ranges": ranges}
     # Only the tensors the backend needs: truncating SH here saves copying unused bands.
     sh = scene.sh[:, : (sh_degree + 1) ** 2]
     outputs = module.rasterize(
@@ -171,6 +200,7 @@ def render(
         labels=label_tensor,
         modes=modes,
         radius_clip=radius_clip,
+        **extra,
     )
     expected_channels = {"rgb": 3, "alpha": 1, "depth": 1, "median_depth": 1, "instance": 1}
     result = {}
@@ -180,3 +210,14 @@ def render(
         assert tuple(image.shape) == expected, f"backend {backend!r} returned {mode} {list(image.shape)}, expected {list(expected)}"
         result[mode] = image.to(output_device)
     return result
+
+
+def _render_camera_by_camera(scene, cameras, ranges, modes, backend, background, sh_degree, radius_clip, labels,
+                             output_device) -> dict[str, torch.Tensor]:
+    """``camera_ranges`` for backends without it: each camera renders its own slice of the scene."""
+    frames = []
+    for c in range(len(cameras)):
+        rows = slice(int(ranges[c, 0]), int(ranges[c, 1]))
+        frames.append(render(scene[rows], cameras[c], modes, backend, background[c], sh_degree, radius_clip,
+                             None if labels is None else labels[rows].cpu()))
+    return {mode: torch.cat([f[mode] for f in frames]).to(output_device) for mode in modes}

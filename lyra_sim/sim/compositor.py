@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lyra_sim.rotations import quat_to_matrix
+from lyra_sim.render.prepared import PreparedScene
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.sh import sh_degree_from_bases
 from lyra_sim.scene.transforms import sh_rotation_matrices
@@ -53,7 +53,9 @@ class ComposedScene:
     world means and quaternions of every part (and rotates the SH of parts whose degree is above
     0). The arithmetic runs in numpy on arrays that the torch tensors share memory with: per-part
     3x3 and 4x4 matrix products stay single-threaded, which on a busy 2-core machine is ~50x faster
-    than torch's thread pool for these small gathers.
+    than torch's thread pool for these small gathers. :attr:`prepared` is the CPU renderer's view
+    of the same buffer (``lyra_sim.render.prepared``), prepared once; a pose update rotates only
+    the moving parts' cached covariances.
 
     Args:
         static: Gaussians that never move (world frame), or None.
@@ -93,6 +95,35 @@ class ComposedScene:
         # Only parts with view-dependent colour need their SH rotated; degree-0 parts skip it.
         self._sh_degrees = [sh_degree_from_bases(part.local.sh.shape[1]) for part in self.parts]
         self.visible = [True] * len(self.parts)
+        self._prepared: PreparedScene | None = None
+        self._rotations = np.repeat(np.eye(3)[None], len(self.parts), axis=0)  # [P, 3, 3] current part rotations
+        self._translations = np.zeros((len(self.parts), 3))  # [P, 3] current part positions
+        self._prepared_local: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def prepared(self) -> PreparedScene:
+        """The buffer prepared for the CPU renderer (built on first use, then kept in step with
+        :meth:`set_poses` and :meth:`set_visible`)."""
+        if self._prepared is None:
+            prepared = PreparedScene(self.scene)
+            # body-frame arrays of each part, rotated to the current pose at every set_poses
+            self._prepared_local = []
+            for part in self.parts:
+                local = PreparedScene(part.local).arrays
+                self._prepared_local.append((local["positions"], local["covariances"]))
+            self._prepared = prepared
+            self._sync_prepared()
+        return self._prepared
+
+    def _sync_prepared(self) -> None:
+        """Move the prepared rows of every part to the buffer's current poses."""
+        prepared = self._prepared
+        if prepared is None:
+            return
+        for index, part_slice in enumerate(self.part_slices):
+            local_positions, local_covariances = self._prepared_local[index]
+            prepared.move_rigid(part_slice, self._rotations[index], self._translations[index], local_positions,
+                                local_covariances)
 
     def __len__(self) -> int:
         return self._arrays[0].shape[0]
@@ -122,9 +153,12 @@ class ComposedScene:
             )
         if count == 0:
             return
+        import pybullet
+
         quats_wxyz = orientations[:, [3, 0, 1, 2]]
         quats_wxyz /= np.linalg.norm(quats_wxyz, axis=1, keepdims=True)
-        rotations = quat_to_matrix(torch.from_numpy(quats_wxyz)).numpy()  # [P, 3, 3] float64
+        # PyBullet's own quaternion -> matrix: ~1 us a part, where torch costs ~1 ms a call
+        rotations = np.array([pybullet.getMatrixFromQuaternion(q) for q in quats_wxyz[:, [1, 2, 3, 0]]]).reshape(count, 3, 3)
         means, quats, _, _, sh = self._arrays
         for index, part_slice in enumerate(self.part_slices):
             local_means, local_quats, _, local_sh = self._local[index]
@@ -135,12 +169,16 @@ class ComposedScene:
                 for band, block in enumerate(sh_rotation_matrices(rotations[index], self._sh_degrees[index]), start=1):
                     columns = slice(band * band, (band + 1) ** 2)
                     sh[part_slice, columns] = np.einsum("ij,njc->nic", block.astype(np.float32), local_sh[:, columns])
+        self._rotations, self._translations = rotations, positions
+        self._sync_prepared()
 
     def set_visible(self, part_index: int, visible: bool) -> None:
         """Show or hide one part (hidden Gaussians get a vanishing opacity)."""
         opacity = self._arrays[3]
         opacity[self.part_slices[part_index]] = self._local[part_index][2] if visible else _HIDDEN_OPACITY_LOGIT
         self.visible[part_index] = visible
+        if self._prepared is not None:
+            self._prepared.refresh(self.part_slices[part_index])
 
 
 def _left_multiplication(quat_wxyz: np.ndarray) -> np.ndarray:  # [4] -> [4, 4]
