@@ -38,6 +38,7 @@ from lyra_sim.envs import constants
 from lyra_sim.envs.observation import CameraMount, MeshBody, ObservationPipeline, RenderSettings
 from lyra_sim.render.camera import Camera
 from lyra_sim.rotations import yaw_of  # noqa: F401
+from lyra_sim.sim.world import reset_body_frame_pose
 from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
 
 
@@ -314,8 +315,7 @@ class LyraSimEnv(gymnasium.Env):
             pybullet.resetBasePositionAndOrientation(body.body_id, position, orientation, physicsClientId=self.client_id)
             pybullet.resetBaseVelocity(body.body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
         for body_id, (position, orientation) in zip(self.object_ids, self.object_initial_poses):
-            pybullet.resetBasePositionAndOrientation(body_id, position, orientation, physicsClientId=self.client_id)
-            pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
+            reset_body_frame_pose(self.client_id, body_id, position, orientation)  # full inertia: base frame != link frame
         self._reset_task(options)
         self.elapsed_steps = 0
         self.pipeline.sync_poses()
