@@ -51,7 +51,7 @@ def test_no_command_field_copies_a_library_field(name):
     import importlib
     import typing
 
-    config_cls = importlib.import_module(f"lyra_sim.commands.{name}").Config
+    config_cls = importlib.import_module(f"lyra_sim.commands.{name.replace('-', '_')}").Config
     hints = typing.get_type_hints(config_cls)
     names = [option_name for _, option_name, _, _ in cli._cli_fields(config_cls)]
     assert len(names) == len(set(names)), names  # no option declared twice

@@ -54,10 +54,6 @@ def bundle_collision_mesh(bundle) -> "trimesh.Trimesh":  # noqa: F821
     mesh and every object's convex parts at its initial pose (the ground slab is not included)."""
     import trimesh
 
-    from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
-
-    truth = kit.mesh()
-    truth_points, truth_normals = sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), samples, seed=1)
     parts = [trimesh.load(bundle.collision_mesh, force="mesh", process=False)]
     for obj in bundle.objects:
         pose = np.eye(4)
