@@ -30,7 +30,7 @@ DecoderPreset = Literal["tiny", "base"]
 DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
-BundleKind = Literal["scene", "object"]  # a SimBundle's manifest "kind" (no key: "scene")
+BundleKind = Literal["auto", "scene", "object"]  # build: decide from the evidence, or force one
 ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
 
 

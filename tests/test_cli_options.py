@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 
 from lyra_sim import cli
-from lyra_sim.converters.config import BuildConfig
 from lyra_sim.demo import DemoConfig
 from lyra_sim.generate.distill import DistillConfig
 from lyra_sim.reconstruct import ReconstructionConfig
@@ -21,7 +20,6 @@ def parse(argv):
 
 
 def test_defaults_are_the_library_defaults():
-    assert parse(["build", "scene.ply", "-o", "out"]).build == BuildConfig()
     assert parse(["demo"]).demo == DemoConfig()
     reconstruction = parse(["reconstruct", "data", "-o", "x.ply"]).reconstruction
     # The two command-line defaults that differ from the library's, each declared once (cli_default).
@@ -32,18 +30,15 @@ def test_defaults_are_the_library_defaults():
 
 
 def test_options_reach_the_library_config():
-    config = parse(["build", "s.ply", "-o", "o", "--backend", "cpu", "--crop", "0", "0", "0", "1", "1", "1",
-                    "--no-ground-slab", "--image-size", "64", "--convex-method", "vhacd"])
-    assert config.build.render_backend == "cpu" and config.build.crop == (0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
-    assert (config.build.ground_slab, config.build.image_size, config.build.convex_method) == (False, 64, "vhacd")
     config = parse(["reconstruct", "d", "-o", "x.ply", "--iterations", "7", "--seed", "3", "--minutes", "2"])
     assert (config.reconstruction.iterations, config.reconstruction.seed, config.minutes) == (7, 3, 2.0)
     assert parse(["distill", "-o", "o", "--time-budget", "9"]).training.time_budget_s == 9.0
 
 
-def test_invalid_values_name_the_option_group(capsys):
-    assert cli.main(["build", "s.ply", "-o", "o", "--image-size", "0"]) == 1
-    assert "invalid build options: image_size must be >= 1" in capsys.readouterr().err
+def test_nested_options_keep_their_choices(capsys):
+    with pytest.raises(SystemExit):
+        parse(["reconstruct", "d", "-o", "x.ply", "--init", "nowhere"])
+    assert "invalid choice: 'nowhere'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", cli.COMMANDS)

@@ -22,13 +22,12 @@ import os
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 
 from lyra_sim.errors import BundleError
 from lyra_sim.io_utils import atomic_path
-from lyra_sim.typed import BundleKind
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1  # what this lyra-sim writes
@@ -36,6 +35,7 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)  # what it reads
 REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "floor_height", "spawn_region", "background", "objects")
 BACKGROUND_FILES = ("splat", "urdf", "collision_mesh", "visual_mesh")
 OBJECT_FILES = ("urdf", "splat", "collision_mesh")
+KINDS = ("scene", "object")  # a manifest's "kind" (no key: "scene")
 
 
 def _json_value(value):
@@ -114,6 +114,10 @@ class SourceInfo(_ComparedAsJson):
     sha256: str | None = None
     format: str | None = None
     frame: str | None = None
+    extras: dict = field(default_factory=dict)  # keys this version does not know (e.g. the capture cameras)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "format": self.format, "frame": self.frame, **copy.deepcopy(self.extras)}
 
 
 @dataclass(eq=False)
@@ -166,7 +170,7 @@ class Manifest(_ComparedAsJson):
     spawn_region: SpawnRegion
     background: Background = field(default_factory=Background)
     objects: list[ObjectEntry] = field(default_factory=list)
-    kind: BundleKind = "scene"
+    kind: str = "scene"  # one of KINDS
     schema_version: int = SCHEMA_VERSION
     units: str = "m"
     up_axis: str = "+Z"
@@ -236,8 +240,8 @@ def manifest_problems(manifest: Manifest, root: str | Path | None = None) -> lis
         problems.append(f"schema_version {manifest.schema_version!r} is not supported (this lyra-sim reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
     if manifest.units != "m" or manifest.up_axis != "+Z":
         problems.append(f"units must be 'm' and up_axis '+Z', got {manifest.units!r} and {manifest.up_axis!r}")
-    if manifest.kind not in get_args(BundleKind):
-        problems.append(f"kind {manifest.kind!r} is not one of {list(get_args(BundleKind))}")
+    if manifest.kind not in KINDS:
+        problems.append(f"kind {manifest.kind!r} is not one of {list(KINDS)}")
     elif manifest.kind == "object" and len(manifest.objects) != 1:
         problems.append(f"an object bundle holds exactly one object, this one {len(manifest.objects)}")
     if not math.isfinite(manifest.floor_height):
@@ -349,7 +353,8 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
                 objects.append(entry)
     source = None
     if data.get("source") is not None and (raw := _mapping(data["source"], "source", problems)) is not None:
-        source = SourceInfo(**{key: raw.get(key) for key in ("path", "sha256", "format", "frame")})
+        keys = ("path", "sha256", "format", "frame")
+        source = SourceInfo(**{key: raw.get(key) for key in keys}, extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in keys})
     known = {"kind", "tool_version", "source", "normalisation", "build", "preview", "cameras", *REQUIRED_KEYS}
     if len(problems) > before:
         return None

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lyra_sim.cli import option
-from lyra_sim.converters.config import BuildConfig
-from lyra_sim.options import settings_of
+from lyra_sim.commands.build import BuildOptions
 
 
-@dataclass
-class Config:
+@dataclass(kw_only=True)
+class Config(BuildOptions):
     """Build a SimBundle per scene file in parallel on Ray (a local Ray, or a cluster).
 
     One Ray task per scene; OUTPUT/NAME is written atomically for each, so an interrupted run
@@ -27,8 +26,6 @@ class Config:
     address: str | None = option(help="Ray cluster: 'auto' (the cluster this machine is in) or ray://HEAD:10001; default: a local Ray, or $RAY_ADDRESS", default=None)
     cpus_per_task: float = option(help="Ray CPUs per scene task (also its torch/numba threads)", default=1.0)
     fscore_threshold: float = option(help="distance in metres of the F-score against a truth mesh", default=0.01)
-    build: BuildConfig = settings_of(BuildConfig)
-    progress: bool = option(help="show progress bars", default=True)
 
 
 def run(config: Config) -> int:
@@ -38,7 +35,7 @@ def run(config: Config) -> int:
     from lyra_sim.errors import BundleError
 
     require_ray("lyra-sim build-many")
-    build_config = config.build
+    build_config = config.build_config()
     if config.cpus_per_task <= 0 or config.fscore_threshold <= 0:
         raise BundleError(f"--cpus-per-task and --fscore-threshold must be > 0, got {config.cpus_per_task} and {config.fscore_threshold}")
     results = build_many(config.inputs, config.output, build_config, address=config.address,

@@ -26,9 +26,10 @@ class Config:
 
     data: str = option(help="dataset folder (COLMAP, nerfstudio/Blender or lyra-sim format)", positional=True)
     out: str = option(help="output splat file (.ply recommended: INRIA PLY)", short="-o")
-    resolution: int | None = option(help="image width to train at (images are downscaled on load)", default=None)
+    resolution: int | None = option(help="image width in pixels to train at (the width, not the long side; height keeps the aspect; images are downscaled on load)", default=None)
+    skip_missing: bool = option(help="leave out views whose image is missing (otherwise one error lists them all)", default=False)
     format: DatasetFormat = option(help="dataset format", default="auto")
-    minutes: float | None = option(help="stop after this much training time", default=None)
+    minutes: float | None = option(help="stop after this much wall time of training (evaluations included; the result says when it stopped)", default=None)
     reconstruction: ReconstructionConfig = settings_of(ReconstructionConfig)
     progress: bool = option(help="show a progress bar", default=True)
 
@@ -39,7 +40,11 @@ def run(config: Config) -> int:
     from lyra_sim.reconstruct import reconstruct
     from lyra_sim.scene.io import save_scene
 
-    dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress)
+    dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress,
+                           skip_missing=config.skip_missing)
+    for note in dataset.metadata.get("notes", []):
+        if note.startswith("skipped"):
+            print(f"note: {note}")
     settings = dataclasses.replace(
         config.reconstruction,
         init_count=min(config.reconstruction.init_count, config.reconstruction.max_gaussians),
@@ -56,6 +61,8 @@ def run(config: Config) -> int:
         "views": len(dataset),
         "resolution": [dataset.width, dataset.height],
         "gaussians": len(result.scene),
+        "initialisation": result.initialisation,
+        "stopped_by": result.stopped_by,
         "initial_test": result.initial_test_metrics,
         "test": result.test_metrics,
         "history": result.history,
@@ -63,5 +70,10 @@ def run(config: Config) -> int:
     write_json(Path(str(out) + ".json"), report, indent=1)
     metrics = result.test_metrics
     print(f"{out}: {len(result.scene)} Gaussians; held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
-          f"({metrics['views']} views; {result.initial_test_metrics['psnr']:.2f} dB before)")
+          f"({metrics['views']} views; {result.initial_test_metrics['psnr']:.2f} dB before); initialised from {result.initialisation}, "
+          f"stopped by {result.stopped_by} at step {result.history[-1]['step'] if result.history else 0} of {config.reconstruction.iterations}")
+    if result.scene.metadata.cameras is not None:
+        from lyra_sim.scene.cameras import sidecar_path
+
+        print(f"capture cameras: {sidecar_path(out)} ({len(result.scene.metadata.cameras)} views)")
     return 0
