@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from lyra_sim.errors import BundleError
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import atomic_path, recover_interrupted_replace
+from lyra_sim.sim.manifest_checks import MAX_MANIFEST_BYTES, manifest_value_problems
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1  # what this lyra-sim writes
@@ -402,15 +403,24 @@ def read_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
     must exist inside the folder). ``BundleError`` names the manifest and every problem."""
     root = Path(folder)
     path = root / MANIFEST_NAME
+    if not os.path.lexists(root):
+        recover_interrupted_replace(root)  # a replace killed between its renames left the old bundle aside
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder (does not exist or is not a directory)")
     if not path.is_file():
         raise BundleError(f"{root}: no manifest.json; is this a SimBundle folder?")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES} bytes")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"{path}: not valid JSON ({error})") from None
-    problems: list[str] = []
+        raise BundleError(f"{path}: not valid JSON ({str(error)[:200]})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: the JSON is nested too deeply") from None
+    # The strict value schema (issue 16: types, finiteness, ranges, unit quaternions, boxes) first.
+    problems = manifest_value_problems(data)
+    _raise_if_any(problems, path)
     manifest = _parse(data, problems)
     if manifest is not None:
         problems += manifest_problems(manifest, root if check_files else None)

@@ -21,7 +21,10 @@ class Config:
 
 
 def run(config: Config) -> int:
+    from lyra_sim.commands.checks import check_output
     from lyra_sim.demo import run_demo
+
+    check_output(config.demo.out, "--out", kind="folder")
 
     run_demo(config.demo)
     return 0
