@@ -79,7 +79,7 @@ def test_every_problem_is_reported_once(room):
         read_manifest(room)
     message = str(caught.value)
     assert message.startswith(str(room / "manifest.json"))
-    for expected in ("transform must be 4 x 4 numbers", "spawn_region.min must be 2 numbers", "objects[0].mass must be a number"):
+    for expected in ("transform must be a 4 x 4 list of numbers", "spawn_region.min must be a list of 2 numbers", "objects[0].mass (kg) must be a number"):
         assert message.count(expected) == 1, message
 
 
