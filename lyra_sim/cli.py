@@ -7,7 +7,7 @@ Each subcommand lives in ``lyra_sim/commands/<name>.py`` and defines:
   ``short="-o"`` and ``choices``.
 * ``run(config) -> int``: does the job and returns the exit status.
 
-Add a subcommand by adding its module name to ``COMMANDS``.
+Add a subcommand by adding its name to ``COMMANDS`` (``build-many`` lives in ``build_many.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import importlib
 import sys
 import typing
 
-COMMANDS = ["info", "convert", "render", "build", "compose", "export", "reconstruct", "distill", "generate", "demo", "view"]
+COMMANDS = ["info", "convert", "render", "build", "build-many", "compose", "export", "reconstruct", "distill", "generate", "demo", "view"]
 
 
 def option(help: str, default=dataclasses.MISSING, *, positional: bool = False, short: str | None = None, choices=None, **kw):
@@ -78,9 +78,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     modules = {}
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"lyra_sim.commands.{name}")
+            module = importlib.import_module(f"lyra_sim.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as error:
-            if error.name == f"lyra_sim.commands.{name}":
+            if error.name == f"lyra_sim.commands.{name.replace('-', '_')}":
                 continue  # subcommand not part of this build
             raise
         doc = (module.Config.__doc__ or "").strip()

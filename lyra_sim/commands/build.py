@@ -8,20 +8,12 @@ from lyra_sim.cli import option
 from lyra_sim.typed import ConvexMethod, RenderBackend, UpAxis
 
 
-@dataclass
-class Config:
-    """Build a SimBundle (URDF + OBJ collision meshes + splats + manifest) from a splat scene.
+@dataclass(kw_only=True)
+class BuildOptions:
+    """The build options ``lyra-sim build`` and ``lyra-sim build-many`` share."""
 
-    Normalises the scene (+Z up, metres, floor at z = 0; far field and floaters removed),
-    reconstructs collision and visual meshes from rendered depth (TSDF), decomposes movable
-    objects into convex hulls and writes the bundle atomically. `lyra-sim info BUNDLE` summarises it.
-    """
-
-    scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
-    output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
     known_height: float | None = option(help="height in metres of the scene's top above the floor", default=None)
     scale: float | None = option(help="metres per source unit (overrides every other scale source)", default=None)
-    crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
     up_axis: UpAxis = option(help="up axis prior of the source (auto: from the file's frame, else the floor plane)", default="auto")
     segment_objects: bool = option(help="find movable objects standing on the floor automatically", default=False)
     convex_method: ConvexMethod = option(help="convex decomposition for objects", default="coacd")
@@ -31,29 +23,48 @@ class Config:
     backend: RenderBackend = option(help="renderer backend", default="auto")
     progress: bool = option(help="show progress bars", default=True)
 
+    def build_config(self, **more):
+        """The ``BuildConfig`` of these options (plus ``more`` of its fields); BundleError if invalid."""
+        from lyra_sim.converters.config import BuildConfig
+        from lyra_sim.errors import BundleError
+
+        try:
+            return BuildConfig(
+                up_axis=self.up_axis,
+                scale=self.scale,
+                known_height=self.known_height,
+                segment_objects=self.segment_objects,
+                convex_method=self.convex_method,
+                voxel_size=self.voxel_size,
+                image_size=self.image_size,
+                ground_slab=self.ground_slab,
+                render_backend=self.backend,
+                **more,
+            )
+        except ValueError as error:
+            raise BundleError(f"invalid build options: {error}") from None
+
+
+@dataclass(kw_only=True)
+class Config(BuildOptions):
+    """Build a SimBundle (URDF + OBJ collision meshes + splats + manifest) from a splat scene.
+
+    Normalises the scene (+Z up, metres, floor at z = 0; far field and floaters removed),
+    reconstructs collision and visual meshes from rendered depth (TSDF), decomposes movable
+    objects into convex hulls and writes the bundle atomically. `lyra-sim info BUNDLE` summarises it.
+    """
+
+    scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
+    output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
+    crop: list[float] | None = option(help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", default=None)
+
 
 def run(config: Config) -> int:
     from lyra_sim.converters.bundle import build_bundle
-    from lyra_sim.converters.config import BuildConfig
-    from lyra_sim.errors import BundleError
     from lyra_sim.scene.io import load_scene
     from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
 
-    try:
-        build_config = BuildConfig(
-            up_axis=config.up_axis,
-            scale=config.scale,
-            known_height=config.known_height,
-            crop=tuple(config.crop) if config.crop else None,
-            segment_objects=config.segment_objects,
-            convex_method=config.convex_method,
-            voxel_size=config.voxel_size,
-            image_size=config.image_size,
-            ground_slab=config.ground_slab,
-            render_backend=config.backend,
-        )
-    except ValueError as error:
-        raise BundleError(f"invalid build options: {error}") from None
+    build_config = config.build_config(crop=tuple(config.crop) if config.crop else None)
     scene = load_scene(config.scene)
     path = build_bundle(scene, config.output, build_config, progress=config.progress)
     print(format_bundle_summary(summarize_bundle(path)))

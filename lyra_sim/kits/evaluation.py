@@ -1,6 +1,6 @@
 """Scoring against a kit's ground truth: object labels for any point set, bundle mesh accuracy.
 
-Used by the demo and ``benchmarks/reconstruct.py``; may import numpy, scipy, trimesh and
+Used by the demo, ``benchmarks/reconstruct.py`` and ``lyra-sim build-many``; may import numpy, scipy, trimesh and
 lyra_sim (geometry, kits).
 """
 
@@ -49,27 +49,47 @@ def photographed_box(kit, margin: float = 0.25) -> tuple[np.ndarray, np.ndarray]
     return low, high
 
 
-def bundle_mesh_accuracy(bundle, kit, threshold: float, samples: int = 200_000) -> dict:
-    """A bundle's collision geometry (scenery + object hulls at their poses) against the kit's true
-    mesh, both cropped to :func:`photographed_box` (the photos never see the floor's far corners,
-    and the bundle adds a ground slab). Returns ``SurfaceAccuracy`` fields as a dict."""
+def bundle_collision_mesh(bundle) -> "trimesh.Trimesh":  # noqa: F821
+    """A bundle's collision geometry as one mesh in the bundle's world: the scenery's concave
+    mesh and every object's convex parts at its initial pose (the ground slab is not included)."""
     import trimesh
 
-    from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
-
-    truth = kit.mesh()
-    truth_points, truth_normals = sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), samples, seed=1)
     parts = [trimesh.load(bundle.root / bundle.manifest["background"]["collision_mesh"], force="mesh", process=False)]
     for obj in bundle.objects:
         pose = np.eye(4)
         pose[:3, :3] = quat_xyzw_to_matrix(obj.orientation_xyzw)
         pose[:3, 3] = obj.position
         parts.append(trimesh.load(obj.collision_mesh, force="mesh", process=False).apply_transform(pose))
-    predicted = trimesh.util.concatenate(parts)
-    predicted.apply_transform(np.linalg.inv(bundle.transform))  # bundle world -> kit world
-    predicted_points, predicted_normals = sample_surface(np.asarray(predicted.vertices), np.asarray(predicted.faces), samples, seed=2)
+    return trimesh.util.concatenate(parts)
 
+
+def bundle_accuracy_against_mesh(bundle, truth, threshold: float, samples: int = 100_000) -> dict:
+    """A bundle's collision geometry against a true surface ``truth`` (a trimesh in the bundle's
+    SOURCE frame, i.e. the coordinates of the splat file it was built from), compared in the
+    bundle's world (metres) inside the bundle's bounds widened by ``threshold``. Returns
+    ``SurfaceAccuracy`` fields as a dict (F-score, precision, recall at ``threshold`` metres)."""
+    truth = truth.copy()
+    truth.apply_transform(bundle.transform)  # source -> bundle world (metres, +Z up)
+    low, high = bundle.bounds
+    return _cropped_accuracy(bundle_collision_mesh(bundle), truth, low - threshold, high + threshold, threshold, samples)
+
+
+def bundle_mesh_accuracy(bundle, kit, threshold: float, samples: int = 200_000) -> dict:
+    """A bundle's collision geometry (scenery + object hulls at their poses) against the kit's true
+    mesh, both cropped to :func:`photographed_box` (the photos never see the floor's far corners,
+    and the bundle adds a ground slab). Returns ``SurfaceAccuracy`` fields as a dict."""
+    predicted = bundle_collision_mesh(bundle)
+    predicted.apply_transform(np.linalg.inv(bundle.transform))  # bundle world -> kit world
     low, high = photographed_box(kit)
+    return _cropped_accuracy(predicted, kit.mesh(), low, high, threshold, samples)
+
+
+def _cropped_accuracy(predicted, truth, low: np.ndarray, high: np.ndarray, threshold: float, samples: int) -> dict:
+    """Surface samples of both meshes inside the box [low, high], compared at ``threshold``."""
+    from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
+
+    truth_points, truth_normals = sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), samples, seed=1)
+    predicted_points, predicted_normals = sample_surface(np.asarray(predicted.vertices), np.asarray(predicted.faces), samples, seed=2)
     keep_truth = np.all((truth_points >= low) & (truth_points <= high), axis=1)
     keep_predicted = np.all((predicted_points >= low) & (predicted_points <= high), axis=1)
     accuracy = compare_point_sets(

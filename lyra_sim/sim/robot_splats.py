@@ -95,6 +95,15 @@ def link_visual_meshes(client_id: int, body_id: int) -> dict[int, "trimesh.Trime
     return {link_index: mesh for link_index, mesh in meshes.items() if mesh is not None}
 
 
+def mesh_splats(mesh, *, spacing: float = 0.008, opacity: float = 0.95, seed: int = 0) -> GaussianScene:
+    """Flat Gaussians on the surface of one link's ``trimesh`` (in its frame), ``spacing`` metres
+    apart on average, at most ``_MAX_GAUSSIANS_PER_LINK``; coloured from the mesh."""
+    if spacing <= 0:
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    count = int(min(_MAX_GAUSSIANS_PER_LINK, max(16, math.ceil(mesh.area / spacing**2))))
+    return sample_surface_gaussians(mesh, count, seed=seed, opacity=opacity, frame="link").scene
+
+
 def body_link_splats(client_id: int, body_id: int, *, spacing: float = 0.008, opacity: float = 0.95, seed: int = 0) -> list[LinkSplats]:
     """Surface-sampled Gaussians for every link of ``body_id`` that has visual shapes.
 
@@ -119,8 +128,7 @@ def body_link_splats(client_id: int, body_id: int, *, spacing: float = 0.008, op
             mesh = _link_mesh(shapes)
             if mesh is None:
                 continue
-            count = int(min(_MAX_GAUSSIANS_PER_LINK, max(16, math.ceil(mesh.area / spacing**2))))
-            _SPLAT_CACHE[key] = sample_surface_gaussians(mesh, count, seed=seed, opacity=opacity, frame="link").scene
+            _SPLAT_CACHE[key] = mesh_splats(mesh, spacing=spacing, opacity=opacity, seed=seed)
         result.append(LinkSplats(link_index=link_index, scene=_SPLAT_CACHE[key]))
     return result
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from lyra_sim.errors import MissingDependencyError
+from lyra_sim.rotations import xyzw_to_wxyz
 from lyra_sim.viewer import layers
 
 _COLLISION_COLOUR = (255, 140, 40)
@@ -51,11 +52,6 @@ def import_viser():
             raise
         raise MissingDependencyError("lyra-sim view needs viser: pip install 'lyra-sim[viewer]' (or pip install viser)") from None
     return viser
-
-
-def _wxyz(orientation_xyzw) -> np.ndarray:  # [4] PyBullet order -> [4] viser order
-    x, y, z, w = np.asarray(orientation_xyzw, np.float64).reshape(4)
-    return np.array([w, x, y, z])
 
 
 @dataclass
@@ -85,12 +81,17 @@ class Viewer:
         self.render_settings = render
         self.nodes: dict[str, Any] = {}
         self.toggles: dict[str, Any] = {}
+        self.info: list[Any] = []  # the markdown blocks of the Info folder
         self._render_scene = None  # callable () -> (GaussianScene, labels) for our renderer
         self._scene_extent = 1.0
         self._scene_centre = np.zeros(3)
         self._object_frames: dict[str, Any] = {}
-        self._object_parts = None  # ComposedScene of the bundle's background and objects
-        self._object_poses: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # What our renderer draws for a bundle: the background plus rigid parts (objects, and an
+        # episode's robot links as surface Gaussians), each with its current pose (xyzw).
+        self._background = None
+        self._parts: list = []
+        self._part_poses: list[tuple[np.ndarray, np.ndarray]] = []
+        self._composed = None
         self._render_request = threading.Event()
         self._render_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -160,7 +161,7 @@ class Viewer:
 
     def _markdown(self, text: str) -> None:
         with self._info_folder:
-            self.server.gui.add_markdown(text)
+            self.info.append(self.server.gui.add_markdown(text))
 
     # ------------------------------------------------------------------ scene file
     def show_scene_file(self, path) -> layers.SceneAnalysis:
@@ -219,7 +220,7 @@ class Viewer:
         """A SimBundle: splats, collision and visual meshes, objects (hulls, splats, names),
         spawn region, floor, bounds and the capture cameras when it has them."""
         from lyra_sim.geometry.mesh import read_obj
-        from lyra_sim.sim.compositor import ComposedScene, RigidPart
+        from lyra_sim.sim.compositor import RigidPart
 
         background = bundle.background_scene()
         low, high = bundle.bounds
@@ -242,13 +243,12 @@ class Viewer:
         self._add("/bundle/bounds", self.server.scene.add_line_segments(
             "/bundle/bounds", layers.box_segments(low, high), _BOUNDS_COLOUR, thickness=2.0, thickness_units="screen"))
 
-        parts, hull_nodes, splat_nodes, label_nodes = [], [], [], []
+        hull_nodes, splat_nodes, label_nodes = [], [], []
         for index, obj in enumerate(bundle.objects):
             frame_name = f"/objects/{obj.name}"
             frame = self._add(frame_name, self.server.scene.add_frame(
-                frame_name, show_axes=False, wxyz=_wxyz(obj.orientation_xyzw), position=obj.position))
+                frame_name, show_axes=False, wxyz=xyzw_to_wxyz(obj.orientation_xyzw), position=obj.position))
             self._object_frames[obj.name] = frame
-            self._object_poses[obj.name] = (obj.position.copy(), obj.orientation_xyzw.copy())
             local = obj.scene()
             self._add_splats(f"{frame_name}/splats", local)
             splat_nodes.append(f"{frame_name}/splats")
@@ -262,8 +262,8 @@ class Viewer:
             self._add(f"{frame_name}/label", self.server.scene.add_label(
                 f"{frame_name}/label", f"{obj.name} ({obj.mass:.2f} kg, {obj.hulls} hulls)", position=(0.0, 0.0, top)))
             label_nodes.append(f"{frame_name}/label")
-            parts.append(RigidPart(f"object:{obj.name}", local, index + 1))
-        self._object_parts = ComposedScene(background if len(background) else None, parts) if (parts or len(background)) else None
+            self._add_render_part(RigidPart(f"object:{obj.name}", local, index + 1), obj.position, obj.orientation_xyzw)
+        self._background = background
         cameras = self._add_cameras(_bundle_cameras(bundle), 0.04 * float(np.linalg.norm(extent)))
 
         self._toggle("Splats", ["/bundle/splats"] + splat_nodes)
@@ -304,35 +304,67 @@ class Viewer:
             "spawn region": f"x {spawn_low[0]:.2f}..{spawn_high[0]:.2f}, y {spawn_low[1]:.2f}..{spawn_high[1]:.2f} m",
             "objects": ", ".join(f"{o['name']} {o['mass']:.2f} kg / {o['hulls']} hulls" for o in summary["objects"]) or "none",
         }
+        if bundle.manifest.get("up_confidence") is not None:
+            rows["up confidence"] = f"{bundle.manifest['up_confidence']}"
+        for index, warning in enumerate(bundle.manifest.get("warnings") or []):
+            rows[f"**warning {index + 1}**"] = str(warning)
         title = f"**{bundle.root.name}** (bundle, kind {bundle.manifest.get('kind', 'scene')})"
         self._markdown("\n".join([title] + [f"- {label}: {value}" for label, value in rows.items()]))
+        if bundle.manifest.get("kind") == "object" and bundle.objects:
+            # An object bundle's bounds are its ground slab: frame the object instead, with room around it.
+            low = np.min([o.position - 0.5 * o.size for o in bundle.objects], axis=0)
+            high = np.max([o.position + 0.5 * o.size for o in bundle.objects], axis=0)
+            margin = 0.75 * float(np.max(high - low))
+            low, high = low - margin, high + margin
         self._frame_view(low, high, np.array([0.0, 0.0, 1.0]))
         self._render_scene = self._composed_bundle_scene
 
+    def _add_render_part(self, part, position, orientation_xyzw) -> int:
+        """A rigid part for our renderer; returns its index for :meth:`_set_part_pose`."""
+        self._parts.append(part)
+        self._part_poses.append((np.asarray(position, np.float64), np.asarray(orientation_xyzw, np.float64)))
+        self._composed = None
+        return len(self._parts) - 1
+
+    def _set_part_pose(self, index: int, position, orientation_xyzw) -> None:
+        self._part_poses[index] = (np.asarray(position, np.float64), np.asarray(orientation_xyzw, np.float64))
+
     def _composed_bundle_scene(self):
-        if self._object_parts is None:
+        from lyra_sim.sim.compositor import ComposedScene
+
+        background = self._background if self._background is not None and len(self._background) else None
+        if background is None and not self._parts:
             return None
-        names = list(self._object_poses)
-        if names:
-            positions = np.stack([self._object_poses[n][0] for n in names])
-            orientations = np.stack([self._object_poses[n][1] for n in names])
-            self._object_parts.set_poses(positions, orientations)
-        return self._object_parts.scene
+        if self._composed is None:
+            self._composed = ComposedScene(background, self._parts)
+        if self._parts:
+            self._composed.set_poses(np.stack([p for p, _ in self._part_poses]), np.stack([q for _, q in self._part_poses]))
+        return self._composed.scene
 
     # ------------------------------------------------------------------ episode
     def show_episode(self, episode) -> None:
         """Robot and object poses over an episode, with a step slider and a play button."""
+        from lyra_sim.sim.compositor import RigidPart
+        from lyra_sim.sim.robot_splats import mesh_splats
+
         part_nodes: list[str | None] = []
+        render_index: list[int | None] = []  # each episode part's index among our renderer's parts
+        object_index = {part.name.removeprefix("object:"): i for i, part in enumerate(self._parts)}
         trimesh_meshes = []
         for index, part in enumerate(episode.parts):
             if part.kind == "object":
                 part_nodes.append(f"/objects/{part.body}" if part.body in self._object_frames else None)
+                render_index.append(object_index.get(part.body))
                 continue
             name = f"/episode/{part.body}/{index}"
             mesh = _coloured_trimesh_faces(part.vertices, part.faces, part.face_colors)
             self._add(name, self.server.scene.add_mesh_trimesh(name, mesh))
             part_nodes.append(name)
             trimesh_meshes.append(name)
+            # The env shows robots as Gaussians on their links' surfaces; so does our render here.
+            label = len(self._parts) + 1
+            render_index.append(self._add_render_part(RigidPart(f"{part.body}:{part.link}", mesh_splats(mesh), label),
+                                                      episode.positions[0, index], episode.orientations_xyzw[0, index]))
         robot = episode.part_indices("robot")
         if robot:
             path = episode.positions[:, robot[0]].astype(np.float32)
@@ -360,11 +392,10 @@ class Viewer:
                         continue
                     node = self.nodes[name]
                     node.position = episode.positions[frame, index]
-                    node.wxyz = _wxyz(episode.orientations_xyzw[frame, index])
-                    part = episode.parts[index]
-                    if part.kind == "object":
-                        self._object_poses[part.body] = (episode.positions[frame, index].astype(np.float64),
-                                                         episode.orientations_xyzw[frame, index].astype(np.float64))
+                    node.wxyz = xyzw_to_wxyz(episode.orientations_xyzw[frame, index])
+            for index, part_index in enumerate(render_index):
+                if part_index is not None:
+                    self._set_part_pose(part_index, episode.positions[frame, index], episode.orientations_xyzw[frame, index])
             reward = episode.rewards[frame]
             status.content = (f"episode {int(episode.episode_index[frame])}, t = {episode.times[frame]:.2f} s, "
                               f"reward {'(reset)' if np.isnan(reward) else f'{reward:+.4f}'}")
@@ -383,8 +414,10 @@ class Viewer:
 
         threading.Thread(target=player, name="lyra-sim-view-player", daemon=True).start()
         apply(0)
+        missing = sorted({part.body for part in episode.parts if part.kind == "object" and part.body not in self._object_frames})
         self._markdown(f"- episode **{episode.path.name}**: {episode.env_id}, {len(episode)} frames at {episode.fps:g} fps, "
-                       f"{int(episode.episode_index.max()) + 1} episode(s)")
+                       f"{int(episode.episode_index.max()) + 1} episode(s)"
+                       + (f"; **not in this bundle**: {', '.join(missing)} (recorded on {episode.bundle})" if missing else ""))
 
     # ------------------------------------------------------------------ our renderer
     def add_render_camera(self) -> None:

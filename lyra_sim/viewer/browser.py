@@ -161,6 +161,16 @@ class HeadlessBrowser:
         if not found:
             raise BrowserError(f"no checkbox labelled {label!r} on the page")
 
+    def click_button(self, label: str) -> None:
+        """Click the GUI button labelled ``label``."""
+        found = self.evaluate(
+            "(() => { for (const button of document.querySelectorAll('button'))"
+            "  if ((button.innerText || '').trim() === " + json.dumps(label) + ") { button.click(); return true; }"
+            " return false; })()"
+        )
+        if not found:
+            raise BrowserError(f"no button labelled {label!r} on the page")
+
     def hide_notifications(self) -> None:
         """Remove toast notifications (viser warns about software WebGL) before a screenshot."""
         self.evaluate("document.querySelectorAll('.mantine-Notification-root, .mantine-Notifications-notification').forEach(e => e.remove())")

@@ -10,7 +10,7 @@
 * :func:`camera_frusta`, :func:`read_camera_entries`: capture cameras as frustum poses.
 * :func:`depth_to_image`: a depth map as a colour image for a GUI panel.
 
-This module may import numpy, torch and lyra_sim (scene, converters, render).
+This module may import numpy, torch and lyra_sim (rotations, scene, converters, render).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_to_matrix
+from lyra_sim.rotations import matrix_to_quat_wxyz, quat_wxyz_to_matrix
+from lyra_sim.scene.gaussian_scene import GaussianScene
 
 
 @dataclass
@@ -165,8 +166,7 @@ def pose_to_viewmat(wxyz, position) -> np.ndarray:  # [4], [3] -> [4, 4]
     viser's frustums and client cameras use OpenCV axes (x right, y down, z forward), as our
     ``Camera`` does, so only the inversion is needed.
     """
-    quat = np.asarray(wxyz, np.float64).reshape(4)
-    rotation = quat_to_matrix(torch.from_numpy(quat / np.linalg.norm(quat))).numpy()
+    rotation = quat_wxyz_to_matrix(np.asarray(wxyz, np.float64).reshape(4))
     viewmat = np.eye(4)
     viewmat[:3, :3] = rotation.T
     viewmat[:3, 3] = -rotation.T @ np.asarray(position, np.float64).reshape(3)
@@ -178,7 +178,7 @@ def viewmat_to_pose(viewmat) -> tuple[np.ndarray, np.ndarray]:  # [4, 4] -> [4] 
     viewmat = np.asarray(viewmat, np.float64).reshape(4, 4)
     rotation = viewmat[:3, :3].T
     position = -rotation @ viewmat[:3, 3]
-    wxyz = matrix_to_quat(torch.from_numpy(rotation).reshape(1, 3, 3))[0].numpy()
+    wxyz = matrix_to_quat_wxyz(rotation)
     return wxyz, position
 
 
@@ -204,7 +204,7 @@ def camera_frusta(rotations, positions, intrinsics, sizes, names=()) -> list[Cam
     if not len(rotations) == len(positions) == len(intrinsics) == len(sizes):
         raise ValueError(f"camera arrays disagree on the count: rotations {len(rotations)}, positions {len(positions)}, "
                          f"intrinsics {len(intrinsics)}, sizes {len(sizes)}")
-    quats = matrix_to_quat(torch.from_numpy(rotations)).numpy() if len(rotations) else np.zeros((0, 4))
+    quats = matrix_to_quat_wxyz(rotations) if len(rotations) else np.zeros((0, 4))
     names = list(names) + [f"camera {i}" for i in range(len(names), len(rotations))]
     return [
         CameraFrustum(quats[i], positions[i], float(2.0 * np.arctan(0.5 * sizes[i, 1] / intrinsics[i, 1, 1])),
