@@ -222,8 +222,9 @@ def _export_urdf(model: ExportModel, path: Path) -> Path:
         world = {
             "format": "urdf",
             "note": "Load scene.urdf with useFixedBase=True, then each object URDF at its pose with "
-            "flags=URDF_USE_INERTIA_FROM_FILE. URDF inertia is the diagonal of the full tensor "
-            "(PyBullet would otherwise move the base frame to the principal axes); full tensors are listed here.",
+            "flags=URDF_USE_INERTIA_FROM_FILE. The URDFs carry full inertia tensors, which PyBullet "
+            "diagonalises: getBasePositionAndOrientation is then the principal-axes frame, not the "
+            "body frame the splat is in (compose with the inverse of getDynamicsInfo's local inertial frame).",
             "gravity": list(model.gravity),
             "scenery": {"urdf": "scene.urdf", "friction": model.scenery.friction},
             "objects": [

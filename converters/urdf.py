@@ -54,10 +54,11 @@ def object_urdf(
 ) -> str:
     """A dynamic body whose link frame is its centre of mass (inertial origin identity).
 
-    Only the diagonal of ``inertia`` is written: PyBullet diagonalises a full tensor and then
-    reports the base pose in the principal-axes frame, which would no longer be the body frame
-    the object's splat is expressed in. For the compact parts we build the products of inertia
-    are small; the full tensor stays in the manifest's build report.
+    The full tensor is written (products of inertia included: 10% of the moments on our carved
+    objects). PyBullet diagonalises it and then reports and resets the base pose in the
+    principal-axes frame, not the link frame the object's splat is in: read poses with
+    ``lyra_sim.sim.robot_splats.link_frame_poses`` and set them with
+    ``lyra_sim.sim.world.reset_body_frame_pose``.
     """
     inertia = np.asarray(inertia, dtype=np.float64)
     if inertia.shape != (3, 3):
@@ -73,8 +74,8 @@ def object_urdf(
             "    <inertial>",
             '      <origin xyz="0 0 0" rpy="0 0 0"/>',
             f'      <mass value="{float(mass):.9g}"/>',
-            f'      <inertia ixx="{inertia[0, 0]:.9g}" ixy="0" ixz="0" '
-            f'iyy="{inertia[1, 1]:.9g}" iyz="0" izz="{inertia[2, 2]:.9g}"/>',
+            f'      <inertia ixx="{inertia[0, 0]:.9g}" ixy="{inertia[0, 1]:.9g}" ixz="{inertia[0, 2]:.9g}" '
+            f'iyy="{inertia[1, 1]:.9g}" iyz="{inertia[1, 2]:.9g}" izz="{inertia[2, 2]:.9g}"/>',
             "    </inertial>",
             f'    <visual><origin xyz="0 0 0" rpy="0 0 0"/><geometry><mesh filename={quoteattr(visual_mesh)} scale="1 1 1"/></geometry></visual>',
             f'    <collision><origin xyz="0 0 0" rpy="0 0 0"/><geometry><mesh filename={quoteattr(collision_mesh)} scale="1 1 1"/></geometry></collision>',

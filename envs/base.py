@@ -36,6 +36,7 @@ from lyra_sim.envs.observation import CameraMount, MeshBody, ObservationPipeline
 from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
 from lyra_sim.scene.gaussian_scene import GaussianScene
+from lyra_sim.sim.world import reset_body_frame_pose
 from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
 
 # Bundles are immutable once built: load their Gaussians once per process and share them.
@@ -345,8 +346,7 @@ class LyraSimEnv(gymnasium.Env):
             pybullet.resetBasePositionAndOrientation(body.body_id, position, orientation, physicsClientId=self.client_id)
             pybullet.resetBaseVelocity(body.body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
         for body_id, (position, orientation) in zip(self.object_ids, self.object_initial_poses):
-            pybullet.resetBasePositionAndOrientation(body_id, position, orientation, physicsClientId=self.client_id)
-            pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
+            reset_body_frame_pose(self.client_id, body_id, position, orientation)  # full inertia: base frame != link frame
         self._reset_task(options)
         self.elapsed_steps = 0
         self.pipeline.sync_poses()

@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 RenderBackend = Literal["auto", "cpu", "gsplat", "reference"]
 RenderMode = Literal["rgb", "alpha", "depth", "median_depth", "instance"]
-SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt"]  # for type hints; the formats are the keys of lyra_sim.scene.io.FORMATS
+SceneFormat = Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "gsplat_pt", "sog", "gltf", "usd"]  # for type hints; the formats are the keys of lyra_sim.scene.io.FORMATS
 InvalidGaussianPolicy = Literal["error", "drop", "keep"]  # load_scene: NaN/Inf or zero quaternions
 PlyEncoding = Literal["binary_little_endian", "binary_big_endian", "ascii"]
 CoordinateFrame = Literal["opengl", "opencv", "opencv-first-camera", "z-up", "spz-rub", "unknown"]

@@ -32,7 +32,7 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
 fi
 
 # The project itself; skip the (slow) resolver when it is already installed editable.
-if ! "$PYTHON" -c "import lyra_sim, pytest, hypothesis, coacd, open3d, pybullet, numba, viser, ray, stable_baselines3" >/dev/null 2>&1; then
+if ! "$PYTHON" -c "import lyra_sim, pytest, hypothesis, coacd, open3d, pybullet, numba, viser, ray, stable_baselines3, pxr, mujoco" >/dev/null 2>&1; then
     echo "[setup] installing lyra-sim (editable, dev extra)"
     "$PYTHON" -m pip install -q -e ".[dev]"
 fi

@@ -8,6 +8,9 @@ from lyra_sim.converters.convex import convex_decomposition, convex_hull
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.geometry.mesh import mass_properties, write_obj
 from lyra_sim.geometry.tsdf import occupancy_to_mesh
+from lyra_sim.rotations import quat_xyzw_to_matrix
+from lyra_sim.sim.robot_splats import link_frame_poses
+from lyra_sim.sim.world import reset_body_frame_pose
 
 VOXEL = 0.01
 
@@ -77,8 +80,19 @@ def test_pybullet_loads_hulls_as_a_compound_with_our_inertia(l_shape, tmp_path):
         assert len(p.getCollisionShapeData(scene, -1, physicsClientId=client)) == 2  # mesh + slab
         info = p.getDynamicsInfo(body, -1, physicsClientId=client)
         assert info[0] == pytest.approx(2.0)
-        assert np.allclose(info[2], np.diag(properties.inertia), rtol=1e-4)
-        assert np.allclose(info[4], [0, 0, 0, 1])  # inertial frame = link frame: the pose is the body frame
+        # The full tensor: PyBullet diagonalises it, so its inertial frame is turned to the principal
+        # axes, and diag(moments) in that frame is our tensor again.
+        rotation = quat_xyzw_to_matrix(info[4])
+        np.testing.assert_allclose(rotation @ np.diag(info[2]) @ rotation.T, properties.inertia, rtol=1e-4, atol=1e-9)
+        # The body (link) frame is still where loadURDF put it, and reset_body_frame_pose keeps it.
+        positions, orientations = link_frame_poses(client, body, [-1])
+        np.testing.assert_allclose(positions[0], [0, 0, 0.3], atol=1e-9)
+        np.testing.assert_allclose(np.abs(orientations[0]), [0, 0, 0, 1], atol=1e-9)
+        reset_body_frame_pose(client, body, [0.1, 0.0, 0.3], [0, 0, np.sin(0.3), np.cos(0.3)])
+        positions, orientations = link_frame_poses(client, body, [-1])
+        np.testing.assert_allclose(positions[0], [0.1, 0, 0.3], atol=1e-9)
+        np.testing.assert_allclose(orientations[0] * np.sign(orientations[0][3]), [0, 0, np.sin(0.3), np.cos(0.3)], atol=1e-9)
+        reset_body_frame_pose(client, body, [0, 0, 0.3], [0, 0, 0, 1])
         # A compound, not one hull of all vertices: a ray cast down into the L's inner corner
         # hits the bar (top at z = 0.05 in the L's frame), not a slanted face of one big hull.
         centre = properties.center_of_mass

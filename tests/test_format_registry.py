@@ -16,7 +16,7 @@ from lyra_sim.typed import SceneFormat
 
 def test_table_entries_are_complete_and_named_once():
     assert list(io.FORMATS) == [spec.name for spec in io.FORMATS.values()]
-    assert set(io.FORMATS) == {"compressed_ply", "lyra_ply", "ply", "spz", "gsplat_pt", "splat"}
+    assert set(io.FORMATS) == {"compressed_ply", "lyra_ply", "ply", "spz", "gsplat_pt", "splat", "sog", "gltf", "usd"}
     assert set(io.FORMATS) <= set(SceneFormat.__args__)
     for spec in io.FORMATS.values():
         assert callable(spec.sniff) and (spec.read is not None or spec.write is not None)
@@ -24,6 +24,8 @@ def test_table_entries_are_complete_and_named_once():
     assert io.format_for_extension("a/b.compressed.ply") == "compressed_ply"
     assert io.format_for_extension("b.PLY") == "ply" and io.format_for_extension("b.pth") == "gsplat_pt"
     assert io.format_for_extension("b.obj") is None
+    assert io.format_for_extension("scene/meta.json") == "sog" and io.format_for_extension("a.glb") == "gltf"
+    assert io.format_for_extension("a.usda") == "usd"
 
 
 MAGIC = b"TOYSPLAT"

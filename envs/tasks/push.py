@@ -20,6 +20,7 @@ from lyra_sim.envs.base import CameraMount, LyraSimEnv
 from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
 from lyra_sim.sim.table import find_table_top
+from lyra_sim.sim.world import reset_body_frame_pose
 
 _FLANGE_BELOW_FRAME = 0.048  # m: the iiwa flange's lowest point below the link-7 frame, pointing down
 _REACH = (0.3, 0.75)  # m: horizontal distances from the arm base the flange can push at
@@ -171,7 +172,7 @@ class PushEnv(LyraSimEnv):
         position, orientation = self.object_initial_poses[self.object_index]
         jitter = self.np_random.uniform(-0.03, 0.03, size=2)
         start = np.array([position[0] + jitter[0], position[1] + jitter[1], position[2]])
-        pybullet.resetBasePositionAndOrientation(self.object_id, start.tolist(), orientation, physicsClientId=client)
+        reset_body_frame_pose(client, self.object_id, start.tolist(), orientation)
         self.target = self._sample_target(start[:2])
         pybullet.resetBasePositionAndOrientation(self.target_marker_id, [*self.target, self.table_top + 0.002], [0, 0, 0, 1], physicsClientId=client)
         # Start the flange near the arm base, clear of the object.

@@ -13,14 +13,18 @@ from lyra_sim.typed import PlyEncoding
 class Config:
     """Convert a splat file between formats (the output format follows OUT's extension or --format).
 
-    Readable: INRIA/Lyra .ply, compressed .ply, .splat, .spz (v1-4), gsplat .pt.
+    Readable: INRIA/Lyra .ply, compressed .ply, .splat, .spz (v1-4), gsplat .pt, SOG (.sog,
+    meta.json or its folder; v1-2), glTF/GLB (KHR_gaussian_splatting), USD (.usd/.usda/.usdc),
+    and capture folders (INRIA output, gsplat results, a folder with one scene file).
     Writable: .ply (INRIA; Lyra layout with --format lyra_ply), .compressed.ply, .splat,
-    .spz (v4, or 3/2).
+    .spz (v4, or 3/2), .sog or meta.json (SOG v2), .glb/.gltf, .usd/.usdc/.usda.
     """
 
-    input: str = option(help="source splat file", positional=True)
+    input: str = option(help="source splat file or capture folder", positional=True)
     output: str = option(help="destination file; its extension picks the format unless --format is given", positional=True)
-    format: Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz"] | None = option(help="output format (overrides the extension)", default=None)
+    format: Literal["ply", "lyra_ply", "compressed_ply", "splat", "spz", "sog", "gltf", "usd"] | None = option(
+        help="output format (overrides the extension)", default=None
+    )
     sh_degree: int | None = option(help="reduce the SH to this degree before writing", default=None, choices=[0, 1, 2, 3])
     keep_spz_frame: bool = option(
         help="do not convert between spz's RUB frame and the PLY frame (y and z negated) when reading or writing .spz",
@@ -29,6 +33,8 @@ class Config:
     spz_version: int = option(help="spz container version to write: 4 (ZSTD, current) or 3/2 (gzip, legacy readers)", default=4, choices=[2, 3, 4])
     ply_encoding: PlyEncoding = option(help="PLY encoding to write", default="binary_little_endian")
     drop_invalid: bool = option(help="drop Gaussians with NaN/Inf values or zero quaternions instead of failing", default=False)
+    sog_palette_size: int | None = option(help="SOG: entries of the k-means palette of the higher SH bands (1-65536; default ~N/64, at most 4096; time grows with it)", default=None)
+    usd_half: bool = option(help="USD: write the half-precision attributes (positionsh, ...) instead of float", default=False)
 
 
 def run(config: Config) -> int:
@@ -43,6 +49,10 @@ def run(config: Config) -> int:
         options = {"version": config.spz_version, "keep_frame": config.keep_spz_frame}
     elif target in ("ply", "lyra_ply"):
         options = {"encoding": config.ply_encoding}
+    elif target == "sog" and config.sog_palette_size is not None:
+        options = {"palette_size": config.sog_palette_size}
+    elif target == "usd" and config.usd_half:
+        options = {"precision": "half"}
     try:
         save_scene(scene, config.output, format=config.format, **options)
     except ValueError as error:  # unknown extension, format limits (e.g. an empty scene as spz)

@@ -16,8 +16,9 @@ from lyra_sim.cli import option
 class Config:
     """Print what a splat file holds: format, count, SH degree, bounds, opacity and scale statistics, frame.
 
-    PATH may be any supported file (.ply, compressed .ply, .splat, .spz, gsplat .pt) or a
-    folder of per-time splat files (Lyra dynamic output).
+    PATH may be any supported file (.ply, compressed .ply, .splat, .spz, gsplat .pt, SOG,
+    glTF/GLB, USD), a capture folder (INRIA output, gsplat results, a SOG folder, a folder
+    with one scene file), a SimBundle, or a folder of per-time splat files (Lyra dynamic output).
     """
 
     path: str = option(help="splat file or folder to describe", positional=True)
@@ -47,7 +48,9 @@ def describe_scene_file(path: Path, *, keep_spz_frame: bool = False) -> dict[str
         "sh_degree": scene.sh_degree,
         "frame": scene.metadata.frame,
         "metric": scene.metadata.metric,
-        "file_bytes": path.stat().st_size,
+        "file_bytes": _size_on_disk(path),
+        "format_version": scene.metadata.extras.get("format_version"),
+        "skipped_extensions": list(scene.metadata.extras.get("skipped_extensions", [])),
         "invalid": invalid,
         "notes": list(scene.metadata.notes),
     }
@@ -71,6 +74,12 @@ def describe_scene_file(path: Path, *, keep_spz_frame: bool = False) -> dict[str
     return summary
 
 
+def _size_on_disk(path: Path) -> int:
+    if path.is_dir():
+        return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+    return path.stat().st_size
+
+
 def describe_folder(path: Path, *, keep_spz_frame: bool = False) -> dict[str, Any]:
     """Summary of a folder of per-time splat files: one entry per frame plus totals."""
     from lyra_sim.scene.io import sequence_files
@@ -86,6 +95,21 @@ def describe_folder(path: Path, *, keep_spz_frame: bool = False) -> dict[str, An
         "bounds_max": _fold([f["bounds_max"] for f in frames], max),
         "frame_summaries": frames,
     }
+
+
+def _is_sequence_folder(path: Path) -> bool:
+    """A folder of several scene files (a time sequence), not a capture folder for one scene."""
+    from lyra_sim.errors import SceneFormatError
+    from lyra_sim.scene.capture import resolve_capture_folder
+    from lyra_sim.scene.formats.sog import is_sog
+
+    if is_sog(path, b""):
+        return False
+    try:
+        resolve_capture_folder(path)
+    except SceneFormatError:
+        return True
+    return False
 
 
 def _fold(vectors: list, pick) -> list[float] | None:
@@ -110,6 +134,10 @@ def format_text(summary: dict[str, Any]) -> str:
         lines += [f"  {Path(f['path']).name}: {f['count']} Gaussians, SH {f['sh_degree']}" for f in summary["frame_summaries"]]
     else:
         lines.append(f"frame       {summary['frame']}{' (metric)' if summary['metric'] else ''}")
+        if summary.get("format_version") is not None:
+            lines.append(f"version     {summary['format_version']}")
+        if summary.get("skipped_extensions"):
+            lines.append(f"skipped     {', '.join(summary['skipped_extensions'])}")
     lines += [f"bounds min  {_vector(summary['bounds_min'])}", f"bounds max  {_vector(summary['bounds_max'])}"]
     if summary.get("bounds_p01") is not None:
         lines += [f"p1          {_vector(summary['bounds_p01'])}", f"p99         {_vector(summary['bounds_p99'])}"]
@@ -132,7 +160,9 @@ def run(config: Config) -> int:
         summary = summarize_bundle(path)
         print(json.dumps(summary) if config.json else format_bundle_summary(summary))
         return 0
-    if path.is_dir():
+    if path.is_dir() and not _is_sequence_folder(path):
+        summary = describe_scene_file(path, keep_spz_frame=config.keep_spz_frame)
+    elif path.is_dir():
         summary = describe_folder(path, keep_spz_frame=config.keep_spz_frame)
     else:
         summary = describe_scene_file(path, keep_spz_frame=config.keep_spz_frame)

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from lyra_sim.errors import SceneFormatError
 from lyra_sim.io_utils import atomic_path
-from lyra_sim.scene.formats import compressed_ply, gsplat_pt, ply, splat, spz
+from lyra_sim.scene.capture import resolve_capture_folder
+from lyra_sim.scene.formats import compressed_ply, gltf, gsplat_pt, ply, sog, splat, spz, usd
 from lyra_sim.scene.formats._common import format_error, read_file_head
 from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES
 from lyra_sim.scene.formats.spec import SceneFormatSpec
@@ -41,6 +42,9 @@ FORMATS: dict[str, SceneFormatSpec] = {
         ply.LYRA_FORMAT,
         ply.FORMAT,
         spz.FORMAT,
+        gltf.FORMAT,
+        usd.FORMAT,
+        sog.FORMAT,  # before the torch checkpoint: a .sog, a .usdz (usd) and a .pt are all zips
         gsplat_pt.FORMAT,
         splat.FORMAT,
     )
@@ -54,7 +58,7 @@ def detect_format(path) -> str:
         for spec in FORMATS.values():
             if spec.folders and spec.sniff(path, b""):
                 return spec.name
-        raise format_error(path, "is a directory (use load_sequence for a folder of per-time files)")
+        raise format_error(path, "is a directory (load_scene reads capture folders; use load_sequence for a folder of per-time files)")
     head = read_file_head(path, MAX_HEADER_BYTES)
     for spec in FORMATS.values():
         if spec.sniff(path, head):
@@ -76,7 +80,12 @@ def load_scene(
     """Read a Gaussian scene from any supported file (format detected from the content).
 
     Args:
-        path: a .ply (INRIA, Lyra, compressed), .splat, .spz (v1-4) or gsplat .pt checkpoint.
+        path: a .ply (INRIA, Lyra, compressed), .splat, .spz (v1-4), gsplat .pt checkpoint, a
+            PlayCanvas SOG (``.sog`` zip, its ``meta.json`` or folder; versions 1 and 2), glTF/GLB
+            with ``KHR_gaussian_splatting``, or OpenUSD (.usd/.usda/.usdc/.usdz, needs the ``[usd]``
+            extra); or a capture folder (INRIA output: the latest ``point_cloud/iteration_N``
+            with its ``cameras.json`` noted in ``metadata.extras["capture_folder"]``; gsplat
+            results; a folder holding one scene file), see ``lyra_sim.scene.capture``.
         keep_spz_frame: keep .spz data in its stored RUB frame instead of converting it to the
             PLY frame (y and z negated).
         invalid: what to do with Gaussians that have NaN/Inf parameters or a zero quaternion:
@@ -88,6 +97,14 @@ def load_scene(
     if frame is not None:
         check_choice(frame, CoordinateFrame, "frame")
     path = Path(path)
+    if path.is_dir() and not any(spec.folders and spec.sniff(path, b"") for spec in FORMATS.values()):
+        capture = resolve_capture_folder(path)
+        scene = load_scene(capture.scene_file, keep_spz_frame=keep_spz_frame, invalid=invalid, frame=frame)
+        scene.metadata.notes.extend(capture.notes)
+        scene.metadata.extras["capture_folder"] = {"folder": str(path), "kind": capture.kind}
+        if capture.cameras_file is not None:
+            scene.metadata.extras["capture_folder"]["cameras_file"] = str(capture.cameras_file)
+        return scene
     kind = detect_format(path)
     spec = FORMATS[kind]
     if spec.read is None:
@@ -97,7 +114,7 @@ def load_scene(
         scene = spec.read(path, **{name: value for name, value in options.items() if name in spec.read_options})
     except SceneFormatError:
         raise
-    except (ValueError, IndexError, OverflowError, struct.error, zlib.error, EOFError) as error:
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, zlib.error, EOFError) as error:
         # A decoder bug on hostile input must still surface as the library's error type.
         raise format_error(path, f"cannot decode as {kind}: {type(error).__name__}: {error}") from error
     if frame is not None:
@@ -127,13 +144,16 @@ def format_for_extension(path) -> str | None:
 
 def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, **options: Any) -> Path:
     """Write ``scene`` atomically; the format comes from ``format`` or the extension (``.compressed.ply``
-    selects the compressed PLY).
+    selects the compressed PLY, ``meta.json`` the SOG folder form).
 
     Options by format: ply/lyra_ply ``encoding`` ("binary_little_endian", "binary_big_endian",
     "ascii"), ply ``normals`` (bool); compressed_ply ``sort`` (Morton order, default True);
     spz ``version`` (4, 3 or 2), ``keep_frame`` (bool: write the scene as is, without
     converting it to spz's RUB frame), ``sh1_bits``, ``sh_rest_bits``,
-    ``compression_level``. A scene with more SH than the format stores is truncated with a warning.
+    ``compression_level``; sog ``palette_size``, ``iterations``, ``sort`` (a ``.sog`` name writes
+    the zip, a ``meta.json`` name the folder form); gltf ``keep_frame``, ``color_space``
+    (``.glb`` binary, ``.gltf`` JSON); usd ``precision`` ("float"/"half"), ``keep_frame``
+    (``.usda`` text, ``.usd``/``.usdc`` crate). A scene with more SH than the format stores is truncated with a warning.
     """
     path = Path(path)
     writable = [name for name, spec in FORMATS.items() if spec.write is not None]
@@ -144,6 +164,7 @@ def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None,
     check_choice(format, writable, "format")
     spec = FORMATS[format]
     writer, max_degree, accepted = spec.write, spec.max_sh_degree, spec.write_options
+    options = (spec.options_from_name(path) if spec.options_from_name else {}) | options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"save_scene(format={format!r}) got unknown options {unknown}; accepted: {list(accepted)}")

@@ -23,7 +23,8 @@ PYBULLET_HZ = 240.0
 def _pybullet(bundle: SimBundle, seconds: float, lift: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     import pybullet
 
-    from lyra_sim.sim.world import load_into_pybullet
+    from lyra_sim.sim.robot_splats import link_frame_poses
+    from lyra_sim.sim.world import load_into_pybullet, reset_body_frame_pose
 
     client = pybullet.connect(pybullet.DIRECT)
     try:
@@ -31,13 +32,13 @@ def _pybullet(bundle: SimBundle, seconds: float, lift: float) -> dict[str, tuple
         pybullet.setTimeStep(1.0 / PYBULLET_HZ, physicsClientId=client)
         ids = load_into_pybullet(bundle, client)
         for obj in bundle.objects:
-            pybullet.resetBasePositionAndOrientation(ids[obj.name], (obj.position + [0.0, 0.0, lift]).tolist(), obj.orientation_xyzw.tolist(), physicsClientId=client)
+            reset_body_frame_pose(client, ids[obj.name], (obj.position + [0.0, 0.0, lift]).tolist(), obj.orientation_xyzw.tolist())
         for _ in range(int(round(seconds * PYBULLET_HZ))):
             pybullet.stepSimulation(physicsClientId=client)
         poses = {}
-        for obj in bundle.objects:
-            position, orientation = pybullet.getBasePositionAndOrientation(ids[obj.name], physicsClientId=client)
-            poses[obj.name] = (np.asarray(position), np.asarray(orientation))
+        for obj in bundle.objects:  # the link (body) frame, not PyBullet's principal-axes base frame
+            positions, orientations = link_frame_poses(client, ids[obj.name], [-1])
+            poses[obj.name] = (positions[0], orientations[0])
         return poses
     finally:
         pybullet.disconnect(client)

@@ -15,8 +15,10 @@ def load_into_pybullet(bundle: SimBundle | str, client_id: int) -> dict[str, int
     """Load ``bundle`` (a ``SimBundle`` or a folder) into the PyBullet client ``client_id``.
 
     Returns {"background": id, <object name>: id, ...}. The scenery is a fixed base; objects are
-    dynamic bodies whose base frame is their centre of mass, so
-    ``getBasePositionAndOrientation`` is the body-frame pose the splat renderer needs.
+    dynamic bodies whose link frame is their centre of mass. Their URDFs carry full inertia
+    tensors, which PyBullet diagonalises: its base pose (``getBasePositionAndOrientation``) is
+    then turned to the principal axes. The body-frame pose the splat renderer needs is
+    ``lyra_sim.sim.robot_splats.link_frame_poses``; set one with :func:`reset_body_frame_pose`.
     """
     import pybullet
 
@@ -40,3 +42,17 @@ def load_into_pybullet(bundle: SimBundle | str, client_id: int) -> dict[str, int
             raise BundleError(f"{obj.urdf}: PyBullet could not load object {obj.name!r}")
         body_ids[obj.name] = body
     return body_ids
+
+
+def reset_body_frame_pose(client_id: int, body_id: int, position, orientation_xyzw) -> None:
+    """Put a body's URDF base (link) frame at ``position``/``orientation_xyzw`` and stop it.
+
+    ``resetBasePositionAndOrientation`` places the base's inertial frame (centre of mass,
+    principal axes); this composes the pose with the base's local inertial frame first.
+    """
+    import pybullet
+
+    inertial_position, inertial_orientation = pybullet.getDynamicsInfo(body_id, -1, physicsClientId=client_id)[3:5]
+    com_position, com_orientation = pybullet.multiplyTransforms(list(position), list(orientation_xyzw), inertial_position, inertial_orientation)
+    pybullet.resetBasePositionAndOrientation(body_id, com_position, com_orientation, physicsClientId=client_id)
+    pybullet.resetBaseVelocity(body_id, [0, 0, 0], [0, 0, 0], physicsClientId=client_id)

@@ -8,7 +8,9 @@ reader loops over Gaussians in Python. This module may import numpy, torch and
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -159,3 +161,29 @@ def scene_to_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
         "opacity_logits": grab(scene.opacity_logits),
         "sh": grab(scene.sh),
     }
+
+
+def sniff_json(path, head: bytes, limit: int):
+    """The JSON value in the file at ``path`` when ``head`` opens an object and it parses, else None.
+
+    For content detection only: files above ``limit`` bytes are not parsed.
+    """
+    if head.lstrip()[:1] != b"{":
+        return None
+    try:
+        if os.stat(path).st_size > limit:
+            return None
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError):
+        return None
+
+
+def zip_names(path, head: bytes) -> list[str] | None:
+    """The entry names of the zip archive at ``path``, or None when it is not a readable zip."""
+    if head[:4] != b"PK\x03\x04":
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None

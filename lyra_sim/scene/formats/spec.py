@@ -34,6 +34,9 @@ class SceneFormatSpec:
         unsniffed: called for a file that nothing sniffed but whose name has one of
             ``extensions``: raise a precise ``SceneFormatError``, or return to read the file as
             this format anyway (its reader then says what is wrong). None: "unrecognised".
+        options_from_name: ``options_from_name(path) -> dict``: write options the destination's
+            name implies (``.sog`` zip vs ``meta.json`` folder, ``.glb`` vs ``.gltf``); the writer
+            itself only sees a temporary sibling path. Explicit options win.
     """
 
     name: str
@@ -46,6 +49,7 @@ class SceneFormatSpec:
     write_options: tuple[str, ...] = ()
     folders: bool = False
     unsniffed: Callable[[Path], None] | None = None
+    options_from_name: Callable[[Path], dict] | None = None
 
 
 def reading_bytes(reader: Callable[..., object]) -> Callable[..., object]:
