@@ -1,11 +1,17 @@
 """``build_bundle``: a Gaussian scene -> a SimBundle folder (layout in DESIGN.md, manifest in
 contracts: schema_version 1).
 
-Stages: normalise (up, floor, scale, clean-up) -> objects (given masks or automatic
-segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object: carved
-solid, convex decomposition, mass properties, body frame at the centre of mass -> write
+Stages: normalise (up, floor, scale, clean-up; scene or object) -> objects (given masks or
+automatic segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object:
+carved solid, convex decomposition, mass properties, body frame at the centre of mass -> write
 (splats, OBJ meshes, URDFs, preview, manifest) into a temporary sibling folder that is renamed
 onto ``out_dir`` only when complete and validated by ``lyra_sim.sim.bundle.load_bundle``.
+
+An object scan (normalisation found no supported floor and one compact thing, or
+``config.kind == "object"``) becomes an *object bundle* (manifest ``"kind": "object"``): its one
+object upright on its resting face at the world origin, splat in its body frame, convex hulls,
+mass and inertia; the scenery is a synthesized ground slab whose top is z = 0 and the
+background splat is empty.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
 from lyra_sim.converters.config import BuildConfig
@@ -30,7 +35,7 @@ from lyra_sim.converters.segment import floor_gaussians, segment_objects
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
 from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
-from lyra_sim.io_utils import atomic_path
+from lyra_sim.io_utils import atomic_path, progress_bar
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
 SCHEMA_VERSION = 1
@@ -54,7 +59,7 @@ class _Stages:
     """One progress bar over the build stages, with the wall time of each."""
 
     def __init__(self, names: list[str], enabled: bool) -> None:
-        self.bar = tqdm(total=len(names), desc="build", unit="stage", disable=not enabled)
+        self.bar = progress_bar(total=len(names), desc="build", unit="stage", enabled=enabled)
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -157,6 +162,10 @@ def build_bundle(
         with stages("normalise"):
             normal = normalise_scene(scene, config, masks, progress=progress)
             world = normal.scene
+        if normal.kind == "object":
+            if masks:
+                raise BundleError(f"{source_name}: object masks were given, but the scene is an object scan (pass kind='scene' to build a scene)")
+            return _build_object_bundle(scene, world, normal, out_dir, config, stages)
         with stages("objects"):
             world_masks = {name: mask[normal.kept] for name, mask in masks.items()}
             segmentation = "given masks" if masks else "none"
@@ -189,18 +198,7 @@ def build_bundle(
             floor_xy = means[~in_object][floor_gaussians(background, band=0.02), :2]
             spawn_low, spawn_high = (np.percentile(floor_xy, [5, 95], axis=0) if len(floor_xy) >= 10 else (low[:2], high[:2]))
             manifest = {
-                "schema_version": SCHEMA_VERSION,
-                "tool_version": __version__,
-                "units": "m",
-                "up_axis": "+Z",
-                "source": {
-                    "path": scene.metadata.source,
-                    "sha256": _file_sha256(scene.metadata.source),
-                    "format": scene.metadata.format,
-                    "frame": scene.metadata.frame,
-                },
-                "transform": normal.transform.tolist(),
-                "normalisation": normal.steps,
+                **_manifest_head(scene, normal, "scene"),
                 "bounds": {"min": low.tolist(), "max": high.tolist()},
                 "floor_height": 0.0,
                 "spawn_region": {"min": spawn_low.tolist(), "max": spawn_high.tolist(), "z": 0.0},
@@ -223,6 +221,7 @@ def build_bundle(
                     }
                     for obj in objects
                 ],
+                "cameras": "cameras.json" if world.metadata.cameras is not None else None,
                 "build": {
                     "config": config.to_dict(),
                     "segmentation": segmentation,
@@ -234,17 +233,122 @@ def build_bundle(
                 },
                 "preview": "preview.png",
             }
-            with atomic_path(out_dir) as folder:
-                write_started = time.perf_counter()
-                _write_files(folder, background, world, objects, scenery, slab, manifest, config)
-                manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
-                (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-                from lyra_sim.sim.bundle import load_bundle
-
-                load_bundle(folder)  # refuse to publish a bundle our own loader rejects
+            _publish(out_dir, manifest, stages, lambda folder: _write_files(folder, background, world, objects, scenery, slab, manifest, config))
     finally:
         stages.close()
     return out_dir
+
+
+def _manifest_head(scene: GaussianScene, normal, kind: str) -> dict:
+    """The manifest keys every bundle kind shares: versions, frame, source, the normalisation record."""
+    from lyra_sim import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "tool_version": __version__,
+        "units": "m",
+        "up_axis": "+Z",
+        "source": {
+            "path": scene.metadata.source,
+            "sha256": _file_sha256(scene.metadata.source),
+            "format": scene.metadata.format,
+            "frame": scene.metadata.frame,
+            "cameras": None if scene.metadata.cameras is None else {
+                "source": scene.metadata.cameras.source, "kind": scene.metadata.cameras.kind, "count": len(scene.metadata.cameras)},
+        },
+        "transform": normal.transform.tolist(),
+        "normalisation": normal.steps,
+        "up_confidence": round(normal.confidence, 3),
+        "warnings": list(normal.warnings),
+    }
+
+
+def _publish(out_dir: Path, manifest: dict, stages: _Stages, write_files) -> None:
+    """Write the files and the manifest into a temporary sibling, validate, rename onto ``out_dir``."""
+    with atomic_path(out_dir) as folder:
+        write_started = time.perf_counter()
+        write_files(folder)
+        manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        from lyra_sim.sim.bundle import load_bundle
+
+        load_bundle(folder)  # refuse to publish a bundle our own loader rejects
+
+
+def _object_name(scene: GaussianScene) -> str:
+    stem = Path(scene.metadata.source).name.split(".")[0] if scene.metadata.source else "object"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "object"
+    return name if _OBJECT_NAME.match(name) and name != "background" else f"object_{name}"
+
+
+def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out_dir: Path, config: BuildConfig, stages: _Stages) -> Path:
+    """An object bundle (module docstring; written by ``converters.compose.write_object_bundle``,
+    the format issue 17 composes) from the normalised object scan ``world``."""
+    from lyra_sim.converters.compose import write_object_bundle
+    from lyra_sim.converters.evidence import angle_deg, settle
+    from lyra_sim.converters.normalise import rotation_between
+    from lyra_sim.scene.transforms import transform_scene
+
+    name = _object_name(scene)
+    with stages("objects"):
+        pass
+    with stages("scenery"):
+        pass
+    with stages("convex"):
+        built = _build_object(name, world, config)
+        # The hulls are the body physics sees: stand it where they come to rest (the centre of
+        # mass as low as it gets), not where the Gaussians' hull would, or it rocks at the start.
+        vertices = np.concatenate([hull.vertices for hull in built.hulls])
+        limit = config.object_settle_max_deg
+        resting_up = settle(vertices, np.zeros(3), np.array([0.0, 0.0, 1.0]), max_turn_deg=limit)
+        settled_by = angle_deg(resting_up, [0.0, 0.0, 1.0])
+        normal.steps["up_and_floor"]["settled_on_hulls_deg"] = round(settled_by, 3)
+        if settled_by >= 0.98 * limit:  # no rest within reach: keep the evidence's up, and say so
+            normal.warnings.append(f"the object's convex parts do not rest within {limit:g} degrees of the up found: it may tip over "
+                                   "in simulation (check the up direction, or raise object_resolution / max_hulls)")
+            resting_up = np.array([0.0, 0.0, 1.0])
+        turn = rotation_between(resting_up, np.array([0.0, 0.0, 1.0]))
+        built.hulls = [Mesh(hull.vertices @ turn.T, hull.faces) for hull in built.hulls]
+        built.scene = transform_scene(built.scene, turn, np.zeros(3), 1.0)
+        body_turn = np.eye(4)
+        body_turn[:3, :3] = turn
+    # write_object_bundle stands the object at the origin: its centre of mass above (0, 0) and its
+    # lowest hull point on z = 0. The source -> bundle transform gains that shift.
+    lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
+    head = _manifest_head(scene, normal, "object")
+    extra = {key: head[key] for key in ("tool_version", "source", "normalisation", "up_confidence", "warnings")}
+    # source -> normalised world -> body frame (centre of mass at 0) -> settled -> placed
+    to_body = np.eye(4)
+    to_body[:3, 3] = -built.position
+    lift = np.eye(4)
+    lift[2, 3] = -lowest
+    extra["transform"] = (lift @ body_turn @ to_body @ normal.transform).tolist()
+    with stages("write"):
+        write_object_bundle(out_dir, name, built.scene, built.hulls, built.mass, source=scene.metadata.source,
+                            report={**built.report, "config": config.to_dict(), "stage_seconds": stages.seconds}, manifest_extra=extra)
+    return out_dir
+
+
+def _write_cameras(folder: Path, world: GaussianScene) -> None:
+    """The capture cameras, moved into the bundle world, as ``cameras.json`` (our sidecar format)."""
+    if world.metadata.cameras is None:
+        return
+    from lyra_sim.io_utils import write_json
+
+    write_json(folder / "cameras.json", world.metadata.cameras.to_sidecar("z-up"), indent=1)
+
+
+def _write_object_files(folder: Path, obj: BuiltObject) -> None:
+    from lyra_sim.scene.io import save_scene
+
+    save_scene(obj.scene, folder / "splats" / f"{obj.name}.ply", cameras=False)
+    write_obj(
+        folder / "meshes" / f"{obj.name}_collision.obj",
+        [(f"{obj.name}_hull{k}", hull) for k, hull in enumerate(obj.hulls)],
+        header=f"lyra-sim object {obj.name}: {len(obj.hulls)} convex parts in the body frame (origin = centre of mass)",
+    )
+    (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
 
 
 def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig) -> None:
@@ -253,28 +357,27 @@ def _write_files(folder: Path, background, world, objects, scenery, slab, manife
 
     for sub in ("splats", "meshes", "objects"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    save_scene(background, folder / "splats" / "background.ply")
+    save_scene(background, folder / "splats" / "background.ply", cameras=False)
     write_obj(folder / "meshes" / "background_collision.obj", [("background", scenery.collision)], header="lyra-sim scenery collision mesh (static, concave)")
     write_obj(folder / "meshes" / "background_visual.obj", [("background", scenery.visual)], header="lyra-sim scenery visual mesh (vertex colours)")
     (folder / "scene.urdf").write_text(static_scene_urdf("scene", "meshes/background_collision.obj", "meshes/background_visual.obj", slab))
     for obj in objects:
-        save_scene(obj.scene, folder / "splats" / f"{obj.name}.ply")
-        write_obj(
-            folder / "meshes" / f"{obj.name}_collision.obj",
-            [(f"{obj.name}_hull{k}", hull) for k, hull in enumerate(obj.hulls)],
-            header=f"lyra-sim object {obj.name}: {len(obj.hulls)} convex parts in the body frame (origin = centre of mass)",
-        )
-        (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
+        _write_object_files(folder, obj)
+    _write_cameras(folder, world)
     _write_preview(folder / "preview.png", world, manifest, config)
 
 
 def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: BuildConfig) -> None:
-    """Render the whole scene (scenery and objects at their initial poses) from 40 degrees up."""
+    """Render the whole scene (scenery and objects at their initial poses) from the most central
+    capture camera when known, else from 40 degrees up."""
     from PIL import Image
 
     from lyra_sim.render.api import render
 
-    camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
+    if world.metadata.cameras is not None:  # the capture's own viewpoint frames what was photographed
+        camera = world.metadata.cameras.viewpoint(config.preview_size, max(8, int(round(config.preview_size * 0.75))))
+    else:
+        camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
     with torch.no_grad():
         rgb = render(world, camera, modes=("rgb",), backend=config.render_backend, background=(1.0, 1.0, 1.0))["rgb"][0]
     Image.fromarray((rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)).save(path)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
 
+from lyra_sim.io_utils import progress_bar
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.geometry.mesh import Mesh, clip_below, crop_to_box, decimate, fill_small_holes, keep_large_components, project_to_points, smooth_taubin
 from lyra_sim.geometry.tsdf import carve_occupancy, fuse_tsdf, incidence_cosine, occupancy_to_mesh
@@ -84,7 +84,7 @@ def render_views(
     depth, alpha, colors = [], [], []
     batches = range(0, len(cameras), _VIEWS_PER_BATCH)
     with torch.no_grad():
-        for start in tqdm(batches, desc=description, unit="batch", disable=not progress, leave=False):
+        for start in progress_bar(batches, desc=description, unit="batch", enabled=progress, leave=False):
             batch = cameras[start : start + _VIEWS_PER_BATCH]
             images = render(scene, batch, modes=modes, backend=config.render_backend)
             depth.append(images[config.depth_mode][..., 0].cpu().numpy())

@@ -9,32 +9,53 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from lyra_sim.typed import ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
+from lyra_sim.typed import BundleKind, ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
 
 
 @dataclass
 class BuildConfig:
     """Parameters of ``build_bundle`` (lengths in metres of the bundle world unless noted).
 
-    Normalisation (source frame -> +Z up, metres, floor at z = 0):
-        up_axis: "auto" uses the reader's frame metadata as a prior (Lyra: -Y) and refines it
-            with the floor plane; an explicit axis ("+Y", "-Z", ...) is used as the prior instead.
-        refine_up: refine the prior with the floor plane found by RANSAC.
-        up_prior_max_angle_deg: floor candidates further than this from the prior are rejected.
+    Normalisation (source frame -> +Z up, metres, floor at z = 0; ``converters.evidence``):
+        up_axis: "auto" weighs the evidence (capture cameras, the file's frame and the capture
+            tools' habits, a floor plane, an object's resting face); an explicit axis ("+Y",
+            "-Z", ...) is trusted as given unless ``refine_up``.
+        refine_up: with an explicit ``up_axis``, refine it with the floor plane found by RANSAC.
+        up_prior_max_angle_deg: floor candidates further than this from a frame or user prior are rejected.
+        camera_up_max_angle_deg: ... and further than this from the cameras' up.
+        camera_face_snap_deg: an object stands on its resting face instead of the cameras' up
+            when the two agree within this angle.
+        floor_height: the floor's height along the chosen up axis, in source units (picks the
+            floor by hand; the build summary lists the levels found).
+        kind: "auto" builds an object bundle when the capture is one compact thing: with
+            cameras, when they surround it from outside (a photographer inside the footprint
+            stands on a scene's floor); without, when no floor is well supported. Else a scene
+            bundle; "scene" or "object" force one.
+        object_min_compactness: smallest/largest principal extent of an object scan.
+        min_up_confidence: below this confidence in the up direction the build warns.
+        use_cameras: use the capture cameras (``scene.metadata.cameras``) as evidence and for floaters.
+        min_camera_views: Gaussians inside fewer capture views than this are floaters.
+        capture_far_factor: Gaussians farther from the capture centre than this multiple of the
+            farthest camera are far field.
+        carve_floaters: drop Gaussians lying in the free space the photos look through
+            (rendered median depth from up to ``carve_views`` capture cameras, ``carve_width``
+            pixels wide; in front of the surface by more than ``carve_margin`` of its depth).
         floor_threshold: RANSAC inlier distance as a fraction of the robust scene extent.
         align_yaw: turn the scene about +Z so its dominant vertical surfaces (walls, sides)
             are axis-aligned (tight bounds and camera rigs). None = only when the source is
             not already +Z up (a z-up source keeps its heading).
         scale: explicit metres per source unit (wins over everything else).
-        known_height: the height (m) of the scene's top above the floor, or of ``known_height_object``.
+        known_height: the height (m) of the scene's top above the floor (a high percentile,
+            ``top_percentile``, of the opaque Gaussians' heights), or of ``known_height_object``.
         known_height_object: name of an object (from the masks or segmentation) whose height
             ``known_height`` gives.
         camera_height_prior: height (m) assumed for the source camera when its position is known
             (Lyra: the first camera at the source origin) and nothing else gives the scale.
         crop: optional user box [xmin, ymin, zmin, xmax, ymax, zmax] in the bundle world (m),
             applied after normalisation.
-        far_field_factor: Gaussians farther from the median centre than this multiple of the
-            median distance are far field (sky, distant background) and removed.
+        far_field_factor, far_field_percentile: (without cameras) Gaussians farther from the
+            median centre than ``far_field_factor`` times the ``far_field_percentile``-th
+            percentile distance are far field (sky, distant background) and removed.
         extent_percentile: the robust extent is the [p, 100 - p] percentile box of the centres.
         min_opacity: Gaussians less opaque than this are removed.
         outlier_neighbours, outlier_std_ratio: statistical outlier removal on the centres.
@@ -75,6 +96,8 @@ class BuildConfig:
         convex_tolerance: a solid within this volume fraction of its convex hull is one hull.
         max_hulls: upper bound on hulls per object.
         object_density: kg/m^3, gives each object's mass from its hull volume.
+        object_settle_max_deg: an object scan is turned onto the rest of its convex parts when
+            that rest lies within this angle of the up found (else it is left, with a warning).
 
     Other:
         render_backend: renderer backend for depth maps and the preview.
@@ -83,8 +106,22 @@ class BuildConfig:
     """
 
     up_axis: UpAxis = "auto"
-    refine_up: bool = True
+    refine_up: bool = False
     up_prior_max_angle_deg: float = 30.0
+    camera_up_max_angle_deg: float = 10.0
+    camera_face_snap_deg: float = 3.0
+    floor_height: float | None = None
+    kind: BundleKind = "auto"
+    object_min_compactness: float = 0.08
+    min_up_confidence: float = 0.6
+    use_cameras: bool = True
+    min_camera_views: int = 3
+    capture_far_factor: float = 2.0
+    carve_floaters: bool = True
+    carve_views: int = 16
+    carve_width: int = 64
+    carve_margin: float = 0.15
+    top_percentile: float = 99.5
     floor_threshold: float = 0.005
     align_yaw: bool | None = None
     scale: float | None = None
@@ -93,6 +130,7 @@ class BuildConfig:
     camera_height_prior: float = 1.5
     crop: tuple[float, float, float, float, float, float] | None = None
     far_field_factor: float = 3.0
+    far_field_percentile: float = 90.0
     extent_percentile: float = 1.0
     min_opacity: float = 0.05
     outlier_neighbours: int = 16
@@ -132,6 +170,7 @@ class BuildConfig:
     convex_tolerance: float = 0.2
     max_hulls: int = 16
     object_density: float = 500.0
+    object_settle_max_deg: float = 10.0
 
     render_backend: RenderBackend = "auto"
     preview_size: int = 320
@@ -139,6 +178,9 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.up_axis, UpAxis, "up_axis")
+        check_choice(self.kind, BundleKind, "kind")
+        if not 50.0 <= self.top_percentile <= 100.0:
+            raise ValueError(f"top_percentile must be in [50, 100], got {self.top_percentile}")
         check_choice(self.depth_mode, FusionDepth, "depth_mode")
         check_choice(self.convex_method, ConvexMethod, "convex_method")
         check_choice(self.render_backend, RenderBackend, "render_backend")

@@ -35,6 +35,7 @@ BACKGROUND_LABEL = 0
 
 # ----------------------------------------------------------------- Navigate: differential-drive body
 NAVIGATE_ROBOT_RADIUS = 0.10  # m
+NAVIGATE_MIN_FREE_CELLS = 20  # a smaller free region cannot host start/goal pairs: the bundle is refused
 NAVIGATE_ROBOT_HEIGHT = 0.12  # m
 NAVIGATE_ROBOT_MASS = 2.0  # kg
 NAVIGATE_ROBOT_COLOUR = (0.95, 0.45, 0.1, 1.0)

@@ -48,3 +48,16 @@ def write_json(path: str | os.PathLike, data, indent: int | None = 2, **dumps_op
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, **dumps_options) + "\n")
     return path
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **options):
+    """A tqdm bar that does not flood logs: when stderr is not a terminal (CI, ``> log 2>&1``)
+    it redraws at most every 30 s instead of several times a second."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if enabled and not sys.stderr.isatty():
+        options.setdefault("mininterval", 30.0)
+        options.setdefault("maxinterval", 60.0)
+    return tqdm(iterable, disable=not enabled, **options)

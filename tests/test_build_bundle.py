@@ -72,7 +72,8 @@ def test_layout_and_manifest_follow_the_contract(built):
         assert (path / relative).is_file(), relative
     assert manifest["schema_version"] == 1 and manifest["units"] == "m" and manifest["up_axis"] == "+Z"
     assert manifest["floor_height"] == 0.0
-    assert set(manifest["source"]) == {"path", "sha256", "format", "frame"} and manifest["source"]["frame"] == "unknown"
+    assert set(manifest["source"]) == {"path", "sha256", "format", "frame", "cameras"} and manifest["source"]["frame"] == "unknown"
+    assert manifest["kind"] == "scene" and manifest["source"]["cameras"] is None
     assert np.asarray(manifest["transform"]).shape == (4, 4)
     assert manifest["background"] == {
         "splat": "splats/background.ply", "urdf": "scene.urdf",

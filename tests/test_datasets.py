@@ -176,7 +176,7 @@ def test_errors_name_the_file(tmp_path, dataset):
         load_dataset(tmp_path / "bin", progress=False)
     save_nerfstudio(dataset, tmp_path / "ns")
     (tmp_path / "ns" / "images" / "frame_03.png").unlink()
-    with pytest.raises(DatasetError, match="frame_03.png not found"):
+    with pytest.raises(DatasetError, match=r"1 of 5 images not found: \S*frame_03.png"):
         load_dataset(tmp_path / "ns", progress=False)
     with pytest.raises(ValueError, match="format"):
         load_dataset(tmp_path / "ns", format="blender")

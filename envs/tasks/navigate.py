@@ -7,6 +7,7 @@ that gives the geodesic distance for the progress reward is ``lyra_sim.sim.free_
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,36 @@ from gymnasium import spaces
 
 from lyra_sim.envs import constants as C
 from lyra_sim.envs.base import CameraMount, LyraSimEnv, yaw_of
+from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
 from lyra_sim.sim.free_space import FreeSpace, free_space_grid  # noqa: F401  FreeSpace: re-exported
+
+
+def check_navigable(free_space: FreeSpace, bundle_path: Path, min_goal_distance: float) -> None:
+    """Refuse a bundle whose free floor cannot host the task (instead of instant "successes").
+
+    The free region must hold at least ``NAVIGATE_MIN_FREE_CELLS`` cells and be wide enough
+    (geodesic diameter) that a goal can lie beyond the success radius of every start.
+    """
+    cells = int(free_space.free.sum())
+    area = cells * free_space.resolution**2
+    if cells < C.NAVIGATE_MIN_FREE_CELLS:
+        raise BundleError(
+            f"{bundle_path}: Navigate needs a free floor region of at least {C.NAVIGATE_MIN_FREE_CELLS} cells "
+            f"({C.NAVIGATE_GRID_RESOLUTION:.2f} m each) for a robot of radius {C.NAVIGATE_ROBOT_RADIUS:.2f} m; this bundle has {cells} "
+            f"({area:.2f} m^2): too few free cells (was the floor found, is the scale metric, are floaters collision geometry?)"
+        )
+    free_cells = np.flatnonzero(free_space.free)
+    farthest = free_space.geodesic_to(int(free_cells[0]))
+    far_cell = int(free_cells[np.argmax(np.where(np.isfinite(farthest[free_cells]), farthest[free_cells], -1))])
+    reach = free_space.geodesic_to(far_cell)
+    diameter = float(np.max(np.where(np.isfinite(reach[free_cells]), reach[free_cells], 0.0)))
+    needed = max(min_goal_distance, 2.0 * C.NAVIGATE_GOAL_RADIUS)
+    if diameter < needed:
+        raise BundleError(
+            f"{bundle_path}: Navigate's free floor region is only {diameter:.2f} m across ({cells} cells); goals must lie at least "
+            f"{needed:.2f} m from the start, so start would equal goal (every episode an instant success)"
+        )
 
 
 class NavigateEnv(LyraSimEnv):
@@ -122,6 +151,7 @@ class NavigateEnv(LyraSimEnv):
             self.bundle, self.bundle_path, self.floor_height,
             radius + C.NAVIGATE_CLEARANCE, height, C.NAVIGATE_GRID_RESOLUTION,
         )
+        check_navigable(self.free_space, self.bundle_path, self.goal_distance[0])
         self.goal = np.zeros(2)
         self._command = np.zeros(2)
         self._distances = np.zeros(self.free_space.free.size)

@@ -40,6 +40,7 @@ class Config:
 
 
 def run(config: Config) -> int:
+    import numpy as np
     import torch
 
     from lyra_sim.generate.distill import decode_sample, load_generator
@@ -78,6 +79,13 @@ def run(config: Config) -> int:
         scene = decode_sample(generator.decoder, sample).scene(0, min_opacity=config.min_opacity, detach=True)
     scene.metadata.notes.append(f"generated from {config.image} with {generator.folder}")
     scene.metadata.source = str(config.image)
+    # The trajectory cameras the decoder saw: they travel with the scene (<stem>.cameras.json), so
+    # `lyra-sim build` takes gravity from them instead of guessing it from the geometry.
+    from lyra_sim.scene.cameras import CaptureCameras
+
+    viewmats = sample.viewmats.reshape(-1, 4, 4).double().cpu().numpy()
+    scene.metadata.cameras = CaptureCameras.from_viewmats(viewmats, np.tile(K.double().numpy(), (len(viewmats), 1, 1)),
+                                                          np.tile([width, height], (len(viewmats), 1)), source=str(config.image), kind="generated")
     path = save_scene(scene.to("cpu"), config.output)
     print(f"wrote {len(scene)} Gaussians (frame {scene.metadata.frame}) to {path}")
     return 0

@@ -17,20 +17,22 @@ class Config:
     DATA is a COLMAP folder (images/ + sparse/0, text or binary), a nerfstudio folder
     (transforms.json, or Blender's transforms_{train,test}.json) or a lyra-sim photo dataset
     (dataset.json). Every 8th view (or the dataset's test split) is held out and reported as
-    PSNR/SSIM. Writes the scene as INRIA PLY and, beside it, <out>.json with the metrics and
-    the PSNR-over-time history.
+    PSNR/SSIM. Writes the scene as INRIA PLY and, beside it, <stem>.cameras.json (the capture
+    cameras, with the dataset's frame and units: `lyra-sim build` finds them and takes up, floor,
+    scale and floaters from them) and <out>.json with the metrics and the PSNR-over-time history.
     """
 
     data: str = option(help="dataset folder (COLMAP, nerfstudio/Blender or lyra-sim format)", positional=True)
     out: str = option(help="output splat file (.ply recommended: INRIA PLY)", short="-o")
     iterations: int = option(help="optimisation steps", default=3000)
-    resolution: int | None = option(help="image width to train at (images are downscaled on load)", default=None)
+    resolution: int | None = option(help="image width in pixels to train at (the width, not the long side; height keeps the aspect; images are downscaled on load)", default=None)
+    skip_missing: bool = option(help="leave out views whose image is missing (otherwise one error lists them all)", default=False)
     format: DatasetFormat = option(help="dataset format", default="auto")
     density_control: DensityControl = option(help="MCMC relocation (fixed budget) or adaptive density control", default="mcmc")
     init: ReconstructionInit = option(help="initial Gaussians: dataset points, depth back-projection or random", default="auto")
     max_gaussians: int = option(help="Gaussian budget", default=150_000)
     sh_degree: int = option(help="final spherical-harmonics degree (0-3)", default=3)
-    minutes: float | None = option(help="stop after this much training time", default=None)
+    minutes: float | None = option(help="stop after this much wall time of training (evaluations included; the result says when it stopped)", default=None)
     eval_every: int = option(help="evaluate the held-out views every n steps (0: only at the end)", default=500)
     checkpoint_dir: str | None = option(help="folder for checkpoints (every --checkpoint-every steps)", default=None)
     checkpoint_every: int = option(help="steps between checkpoints (with --checkpoint-dir)", default=1000)
@@ -47,7 +49,11 @@ def run(config: Config) -> int:
     from lyra_sim.reconstruct import ReconstructionConfig, reconstruct
     from lyra_sim.scene.io import save_scene
 
-    dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress)
+    dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress,
+                           skip_missing=config.skip_missing)
+    for note in dataset.metadata.get("notes", []):
+        if note.startswith("skipped"):
+            print(f"note: {note}")
     settings = ReconstructionConfig(
         iterations=config.iterations,
         density_control=config.density_control,
@@ -74,6 +80,8 @@ def run(config: Config) -> int:
         "views": len(dataset),
         "resolution": [dataset.width, dataset.height],
         "gaussians": len(result.scene),
+        "initialisation": result.initialisation,
+        "stopped_by": result.stopped_by,
         "initial_test": result.initial_test_metrics,
         "test": result.test_metrics,
         "history": result.history,
@@ -81,5 +89,10 @@ def run(config: Config) -> int:
     write_json(Path(str(out) + ".json"), report, indent=1)
     metrics = result.test_metrics
     print(f"{out}: {len(result.scene)} Gaussians; held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
-          f"({metrics['views']} views; {result.initial_test_metrics['psnr']:.2f} dB before)")
+          f"({metrics['views']} views; {result.initial_test_metrics['psnr']:.2f} dB before); initialised from {result.initialisation}, "
+          f"stopped by {result.stopped_by} at step {result.history[-1]['step'] if result.history else 0} of {config.iterations}")
+    if result.scene.metadata.cameras is not None:
+        from lyra_sim.scene.cameras import sidecar_path
+
+        print(f"capture cameras: {sidecar_path(out)} ({len(result.scene.metadata.cameras)} views)")
     return 0

@@ -30,10 +30,13 @@ DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs store millimetres for metric scene
 class Config:
     """Render a splat file to an image.
 
-    By default the camera looks at the centre of the scene's robust bounds (1st-99th percentile
-    of the means) from outside them, 45 degrees around and 30 degrees above, with the up axis of
-    the scene's frame (+Z for z-up scenes). Scenes in Lyra's "opencv-first-camera" frame are
-    seen from their first camera (identity pose) unless a viewpoint is given. --eye/--target
+    By default a scene with capture cameras (found beside the file: our sidecar, INRIA
+    cameras.json, transforms.json, COLMAP sparse/) is seen from its most central capture camera.
+    Otherwise the camera looks at the centre of the scene's robust bounds (5th-95th percentile
+    of the opaque Gaussians, so floaters and far field do not push it away) from outside them,
+    45 degrees around and 30 degrees above, with the up axis of the scene's frame (+Z for z-up
+    scenes). Scenes in Lyra's "opencv-first-camera" frame are seen from their first camera
+    (identity pose) unless a viewpoint is given. --eye/--target
     place the camera explicitly; --orbit-angle/--elevation/--distance move it around the centre.
     """
 
@@ -70,6 +73,8 @@ def default_camera(scene, config: Config):
     eye, target, up = _triple(config.eye, "eye"), _triple(config.target, "target"), _triple(config.up, "up")
     frame = scene.metadata.frame
     viewpoint_given = any(v is not None for v in (config.eye, config.target, config.orbit_angle, config.elevation, config.distance))
+    if scene.metadata.cameras is not None and not viewpoint_given and up is None:
+        return scene.metadata.cameras.viewpoint(config.width, config.height)
     if frame == "opencv-first-camera" and not viewpoint_given:
         # Lyra's world is its first camera: identity pose, looking down +Z.
         if len(scene) == 0:
@@ -82,7 +87,9 @@ def default_camera(scene, config: Config):
     if up is None:
         up = torch.tensor(UP_BY_FRAME.get(frame, UP_BY_FRAME["unknown"]), dtype=torch.float64)
     if len(scene):
-        low, high = scene.bounds(percentile=1.0 if len(scene) >= 100 else 0.0)
+        opaque = scene[scene.opacities() >= 0.5]
+        framed = opaque if len(opaque) >= 100 else scene
+        low, high = framed.bounds(percentile=5.0 if len(framed) >= 100 else 0.0)
         low, high = low.double(), high.double()
     else:
         low, high = -torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import ndimage
-from tqdm.auto import tqdm
 
+from lyra_sim.io_utils import progress_bar
 from lyra_sim.geometry.mesh import Mesh
 
 
@@ -100,7 +100,7 @@ def fuse_tsdf(
     color_type = o3d.pipelines.integration.TSDFVolumeColorType.RGB8 if colors is not None else o3d.pipelines.integration.TSDFVolumeColorType.NoColor
     volume = o3d.pipelines.integration.ScalableTSDFVolume(voxel_length=float(voxel_size), sdf_trunc=truncation, color_type=color_type)
     count, height, width = depth.shape
-    for view in tqdm(range(count), desc="tsdf fusion", unit="view", disable=not progress, leave=False):
+    for view in progress_bar(range(count), desc="tsdf fusion", unit="view", enabled=progress, leave=False):
         if colors is not None:
             color_image = o3d.geometry.Image(np.ascontiguousarray((np.clip(colors[view], 0, 1) * 255 + 0.5).astype(np.uint8)))
         else:

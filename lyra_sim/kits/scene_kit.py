@@ -243,7 +243,7 @@ class SceneKit:
         nothing is hit) and the object index per pixel [C,H,W,1] (-1 for empty space).
         """
         import pybullet
-        from tqdm.auto import tqdm
+        from lyra_sim.io_utils import progress_bar
 
         from lyra_sim.photos import PhotoDataset
 
@@ -260,7 +260,7 @@ class SceneKit:
             if lighting == "shaded":
                 light = dict(lightAmbientCoeff=0.55, lightDiffuseCoeff=0.45, lightSpecularCoeff=0.05, shadow=1,
                              lightDirection=[0.4, -0.3, 1.0])
-            for i in tqdm(range(count), desc=f"photos ({self.kind})", unit="view", disable=not progress):
+            for i in progress_bar(range(count), desc=f"photos ({self.kind})", unit="view", enabled=progress):
                 view, projection = cameras.to_tiny_renderer(i)
                 _, _, rgba, depth_buffer, segmentation = pybullet.getCameraImage(
                     width, height, viewMatrix=view, projectionMatrix=projection,
@@ -280,8 +280,9 @@ class SceneKit:
             images=images, cameras=cameras, depths=depths, instances=instances,
             names=[f"{self.kind}_{i:04d}" for i in range(count)],
             # TinyRenderer clears to white: the colour reconstruction must composite over.
+            # The kit world is +Z up in metres: reconstructions from these photos inherit both facts.
             metadata={"source": f"lyra-sim {self.kind} kit seed {self.seed}", "lighting": lighting,
-                      "labels": self.names, "background": [1.0, 1.0, 1.0]},
+                      "labels": self.names, "background": [1.0, 1.0, 1.0], "frame": "z-up", "metric": True},
         )
 
     # ----------------------------------------------------------------- export

@@ -31,7 +31,7 @@ def detect_dataset_format(path) -> str:
     raise DatasetError(f"{path}: no photo dataset found: " + "; ".join(f"no {spec.looked_for}" for spec in FORMATS.values()))
 
 
-def load_dataset(path, *, format: DatasetFormat = "auto", resolution: int | None = None, progress: bool = True) -> PhotoDataset:
+def load_dataset(path, *, format: DatasetFormat = "auto", resolution: int | None = None, progress: bool = True, skip_missing: bool = False) -> PhotoDataset:
     """Load posed photos from ``path`` in any supported format.
 
     Args:
@@ -40,10 +40,14 @@ def load_dataset(path, *, format: DatasetFormat = "auto", resolution: int | None
         resolution: target image width in pixels (height keeps the aspect ratio); None keeps
             the stored size. Images are area-averaged, intrinsics scaled.
         progress: show a progress bar while reading many images.
+        skip_missing: leave out views whose image file is missing (COLMAP, nerfstudio) instead
+            of raising one error that lists them all.
     """
     check_choice(format, ("auto", *FORMATS), "format")
     if resolution is not None and resolution < 1:
         raise ValueError(f"resolution must be a positive width in pixels, got {resolution}")
     if format == "auto":
         format = detect_dataset_format(path)
+    if skip_missing and format in ("colmap", "nerfstudio"):
+        return FORMATS[format].read(path, resolution=resolution, progress=progress, skip_missing=True)
     return FORMATS[format].read(path, resolution=resolution, progress=progress)

@@ -58,7 +58,8 @@ class ReconstructionConfig:
         eval_every: evaluate held-out views every n steps (0 = only at the end).
         checkpoint_every: write a checkpoint every n steps (0 = never) to ``checkpoint_dir``.
         resume: checkpoint file to continue from.
-        time_budget_s: stop early once this much training time has passed.
+        time_budget_s: stop once this much wall time has passed since training began (steps and
+            intermediate evaluations; the final evaluation comes after).
         backend: renderer backend ("auto": gsplat with CUDA, else cpu).
         torch_threads: torch intra-op threads during the run (None = leave as is); the
             renderer's numba threads are set by ``render_threads``.
@@ -124,17 +125,22 @@ class ReconstructionResult:
     """What a run produced.
 
     Attributes:
-        scene: the optimised Gaussians (metadata.frame from the dataset, "unknown" by default).
+        scene: the optimised Gaussians (metadata.frame and metric from the dataset, "unknown" by
+            default; metadata.cameras: every view's camera, so they are written beside the scene).
         history: one dict per evaluation: step, train_time_s, loss, train_psnr, test_psnr,
             test_ssim, gaussians.
         test_metrics: final held-out metrics {"psnr", "ssim", "psnr_per_view", "views"}.
         initial_test_metrics: the same before optimisation.
+        initialisation: how the Gaussians started ("points", "depth", "random" or "checkpoint").
+        stopped_by: "iterations" or "time budget".
     """
 
     scene: GaussianScene
     history: list[dict] = field(default_factory=list)
     test_metrics: dict = field(default_factory=dict)
     initial_test_metrics: dict = field(default_factory=dict)
+    initialisation: str = ""
+    stopped_by: str = "iterations"
 
 
 # ===================================================================== initialisation
@@ -360,7 +366,7 @@ def _set_render_threads(count: int | None) -> int | None:
 
 
 def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: bool, callback) -> ReconstructionResult:
-    from tqdm.auto import tqdm
+    from lyra_sim.io_utils import progress_bar
 
     from lyra_sim.render.api import render
 
@@ -381,17 +387,19 @@ def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: 
         frame=str(dataset.metadata.get("frame", "unknown")),
         metric=bool(dataset.metadata.get("metric", False)),
         notes=[f"reconstructed by lyra-sim from {len(train)} views ({config.density_control}, init {init_method})"],
+        cameras=_capture_cameras(dataset),
     )
     if config.density_control == "adc":
         trainer.statistics = densify.GradientStatistics(len(params))
 
-    result = ReconstructionResult(scene=params.scene(detach=True))
+    result = ReconstructionResult(scene=params.scene(detach=True), initialisation=init_method)
     result.initial_test_metrics = evaluate(result.scene, test, background=background, backend=config.backend, sh_degree=0)
 
     modes = ("rgb", "depth") if trainer.depths is not None else ("rgb",)
     train_time = 0.0
+    loop_started = time.perf_counter()
     loss_ema, psnr_ema = None, None
-    bar = tqdm(total=config.iterations, initial=trainer.step, desc="reconstruct", unit="step", disable=not progress)
+    bar = progress_bar(total=config.iterations, initial=trainer.step, desc="reconstruct", unit="step", enabled=progress)
     while trainer.step < config.iterations:
         started = time.perf_counter()
         views = trainer.next_views()
@@ -421,7 +429,10 @@ def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: 
         bar.update(1)
         if trainer.step % 10 == 0 or trainer.step == config.iterations:
             bar.set_postfix(loss=f"{loss_ema:.4f}", psnr=f"{psnr_ema:.2f}", gaussians=len(params), sh=trainer.sh_degree())
-        last = trainer.step == config.iterations or (config.time_budget_s is not None and train_time >= config.time_budget_s)
+        out_of_time = config.time_budget_s is not None and time.perf_counter() - loop_started >= config.time_budget_s
+        last = trainer.step == config.iterations or out_of_time
+        if out_of_time and trainer.step < config.iterations:
+            result.stopped_by = "time budget"
         if (config.eval_every and trainer.step % config.eval_every == 0) or last:
             metrics = evaluate(params.scene(detach=True), test, background=background, backend=config.backend)
             entry = {"step": trainer.step, "train_time_s": round(train_time, 3), "loss": round(loss_ema, 5),
@@ -438,6 +449,16 @@ def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: 
     bar.close()
     result.scene = params.scene(detach=True)
     return result
+
+
+def _capture_cameras(dataset: PhotoDataset):
+    """Every view's camera (training and held out) as capture cameras in the scene's frame."""
+    from lyra_sim.scene.cameras import CaptureCameras
+
+    metric = bool(dataset.metadata.get("metric", False))
+    up = (0.0, 0.0, 1.0) if dataset.metadata.get("frame") == "z-up" else None
+    return CaptureCameras.from_camera(dataset.cameras, names=tuple(dataset.names), source=str(dataset.metadata.get("source", "dataset")),
+                                      kind="dataset", metres_per_unit=1.0 if metric else None, up=up)
 
 
 def _density_control(params: densify.GaussianParameters, trainer: _Trainer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ import torch
 from lyra_sim.rotations import matrix_to_quat, quat_multiply, quat_to_matrix  # noqa: F401
 from lyra_sim.scene.sh import SH_C0, num_sh_bases, sh_degree_from_bases
 from lyra_sim.scene.transforms import transform_scene
+
+if TYPE_CHECKING:
+    from lyra_sim.scene.cameras import CaptureCameras
 
 
 @dataclass
@@ -35,6 +38,8 @@ class SceneMetadata:
         time: the time stamp of this frame for dynamic (time-indexed) scenes, else None.
         notes: human-readable remarks from the reader (ignored properties, conversions).
         extras: anything else a reader or converter wants to keep (JSON-serialisable values).
+        cameras: the capture cameras in this scene's frame (``lyra_sim.scene.cameras``), found
+            beside the file or set by the producer; ``transform_scene`` moves them with the scene.
     """
 
     source: str | None = None
@@ -44,6 +49,7 @@ class SceneMetadata:
     time: float | None = None
     notes: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    cameras: "CaptureCameras | None" = None
 
     def copy(self) -> "SceneMetadata":
         return dataclasses.replace(self, notes=list(self.notes), extras=dict(self.extras))

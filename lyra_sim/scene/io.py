@@ -76,6 +76,7 @@ def load_scene(
     keep_spz_frame: bool = False,
     invalid: InvalidGaussianPolicy = "error",
     frame: CoordinateFrame | None = None,
+    cameras: bool | str | Path = True,
 ) -> GaussianScene:
     """Read a Gaussian scene from any supported file (format detected from the content).
 
@@ -92,6 +93,10 @@ def load_scene(
             "error" raises ``SceneFormatError`` with counts per reason, "drop" removes them
             (see ``sanitize``; the report lands in ``metadata.notes``), "keep" leaves them.
         frame: override the coordinate frame recorded in the metadata.
+        cameras: True finds the capture cameras beside the file (``lyra_sim.scene.cameras``:
+            our sidecar, INRIA ``cameras.json``, ``transforms.json``, COLMAP ``sparse/``) and
+            puts them in ``metadata.cameras``; a path reads them from there; False skips them.
+            A sidecar's frame and units fill in what the file itself does not say.
     """
     check_choice(invalid, InvalidGaussianPolicy, "invalid")
     if frame is not None:
@@ -99,7 +104,7 @@ def load_scene(
     path = Path(path)
     if path.is_dir() and not any(spec.folders and spec.sniff(path, b"") for spec in FORMATS.values()):
         capture = resolve_capture_folder(path)
-        scene = load_scene(capture.scene_file, keep_spz_frame=keep_spz_frame, invalid=invalid, frame=frame)
+        scene = load_scene(capture.scene_file, keep_spz_frame=keep_spz_frame, invalid=invalid, frame=frame, cameras=cameras)
         scene.metadata.notes.extend(capture.notes)
         scene.metadata.extras["capture_folder"] = {"folder": str(path), "kind": capture.kind}
         if capture.cameras_file is not None:
@@ -117,9 +122,34 @@ def load_scene(
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, zlib.error, EOFError) as error:
         # A decoder bug on hostile input must still surface as the library's error type.
         raise format_error(path, f"cannot decode as {kind}: {type(error).__name__}: {error}") from error
+    if cameras is not False:
+        _attach_cameras(scene, path, cameras)
     if frame is not None:
         scene.metadata.frame = frame
     return _apply_invalid_policy(scene, path, invalid)
+
+
+def _attach_cameras(scene: GaussianScene, path: Path, cameras) -> None:
+    from lyra_sim.scene.cameras import CameraFileError, find_cameras, load_cameras
+
+    try:
+        found = find_cameras(path) if cameras is True else load_cameras(cameras)
+    except CameraFileError as error:
+        if cameras is not True:  # named explicitly: a broken file is an error
+            raise SceneFormatError(f"{path}: capture cameras: {error}") from None
+        # Found by looking around: say so loudly, but the scene itself is fine.
+        warnings.warn(f"{path}: ignoring capture cameras beside it: {error}", stacklevel=3)
+        scene.metadata.notes.append(f"capture cameras ignored: {error}")
+        return
+    if found is None:
+        return
+    capture, camera_frame = found
+    scene.metadata.cameras = capture
+    if scene.metadata.frame == "unknown" and camera_frame != "unknown":
+        scene.metadata.frame = camera_frame
+    if capture.metres_per_unit == 1.0:
+        scene.metadata.metric = True
+    scene.metadata.notes.append(f"capture cameras: {len(capture)} from {capture.source} ({capture.kind})")
 
 
 def _apply_invalid_policy(scene: GaussianScene, path, invalid: str) -> GaussianScene:
@@ -142,9 +172,11 @@ def format_for_extension(path) -> str | None:
     return max(matches)[1] if matches else None
 
 
-def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, **options: Any) -> Path:
+def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None, cameras: bool = True, **options: Any) -> Path:
     """Write ``scene`` atomically; the format comes from ``format`` or the extension (``.compressed.ply``
-    selects the compressed PLY, ``meta.json`` the SOG folder form).
+    selects the compressed PLY, ``meta.json`` the SOG folder form). With ``cameras`` (default) and
+    capture cameras in ``scene.metadata.cameras``, they are written beside it as
+    ``<stem>.cameras.json`` (with the scene's frame and units), so they travel with the file.
 
     Options by format: ply/lyra_ply ``encoding`` ("binary_little_endian", "binary_big_endian",
     "ascii"), ply ``normals`` (bool); compressed_ply ``sort`` (Morton order, default True);
@@ -173,6 +205,10 @@ def save_scene(scene: GaussianScene, path, *, format: SceneFormat | None = None,
         scene = scene.with_sh_degree(max_degree)
     with atomic_path(path) as temporary:
         writer(scene, temporary, **options)
+    if cameras and scene.metadata.cameras is not None:
+        from lyra_sim.scene.cameras import write_sidecar
+
+        write_sidecar(scene.metadata.cameras, path, scene.metadata.frame)
     return path
 
 

@@ -4,8 +4,10 @@
 log-scales shift by log(scale) and the view-dependent SH bands 1-3 are rotated exactly, so the
 colour seen along R d after the transform equals the colour seen along d before it.
 
+Capture cameras in ``metadata.cameras`` follow the same similarity.
+
 This module may import torch, numpy, ``lyra_sim.rotations`` and ``lyra_sim.scene.sh`` only
-(``gaussian_scene`` for type hints: it imports this module).
+(``gaussian_scene`` for type hints: it imports this module; ``cameras`` is duck-typed).
 """
 
 from __future__ import annotations
@@ -153,6 +155,8 @@ def transform_scene(
     )
     previous = np.asarray(scene.metadata.extras.get("transform", np.eye(4)), dtype=np.float64)
     result.metadata.extras["transform"] = (matrix @ previous).tolist()
+    if result.metadata.cameras is not None:
+        result.metadata.cameras = result.metadata.cameras.transformed(matrix)
     if frame is not None:
         result.metadata.frame = frame
     return result

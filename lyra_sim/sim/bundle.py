@@ -191,6 +191,7 @@ def summarize_bundle(path) -> dict[str, Any]:
     return {
         "path": str(bundle.root),
         "kind": "simbundle",
+        "bundle_kind": manifest.get("kind", "scene"),
         "schema_version": manifest["schema_version"],
         "tool_version": manifest.get("tool_version"),
         "source": manifest.get("source"),
@@ -210,7 +211,30 @@ def summarize_bundle(path) -> dict[str, Any]:
             for o in bundle.objects
         ],
         "stage_seconds": build.get("stage_seconds"),
+        "up": _up_summary(manifest),
+        "cleanup": _cleanup_summary(manifest.get("normalisation", {})),
+        "warnings": list(manifest.get("warnings", [])),
     }
+
+
+def _up_summary(manifest: dict) -> dict | None:
+    record = manifest.get("normalisation", {}).get("up_and_floor")
+    if not record or "chosen_source" not in record:
+        return None
+    return {"source": record["chosen_source"], "confidence": record.get("confidence"), "floor_from": record.get("floor_from"),
+            "candidates": {c["source"]: c.get("angle_to_chosen_deg") for c in record.get("candidates", [])}}
+
+
+def _cleanup_summary(steps: dict) -> dict:
+    """Gaussians removed per clean-up reason."""
+    removed = {}
+    for step, entry in steps.items():
+        if isinstance(entry, dict) and "removed" in entry:
+            if isinstance(entry.get("reasons"), dict) and step == "camera_floaters":
+                removed.update({f"cameras: {k}": v for k, v in entry["reasons"].items()})
+            else:
+                removed[step] = entry["removed"]
+    return removed
 
 
 def format_bundle_summary(summary: dict[str, Any]) -> str:
@@ -218,7 +242,7 @@ def format_bundle_summary(summary: dict[str, Any]) -> str:
     size = summary["size"]
     scale = summary.get("scale") or {}
     lines = [
-        f"SimBundle {summary['path']} (schema {summary['schema_version']}, lyra-sim {summary['tool_version']})",
+        f"SimBundle {summary['path']} ({summary.get('bundle_kind', 'scene')} bundle, schema {summary['schema_version']}, lyra-sim {summary['tool_version']})",
         f"  source        {(summary.get('source') or {}).get('path')} [{(summary.get('source') or {}).get('format')}, frame {(summary.get('source') or {}).get('frame')}]",
         f"  scale         {scale.get('scale')} m per source unit ({scale.get('source')})",
         f"  size          {size[0]:.3f} x {size[1]:.3f} x {size[2]:.3f} m, floor at z = {summary['floor_height']}",
@@ -229,6 +253,15 @@ def format_bundle_summary(summary: dict[str, Any]) -> str:
     ]
     for obj in summary["objects"]:
         lines.append(f"    - {obj['name']}: {obj['mass']:.3f} kg, {obj['hulls']} hulls, size {' x '.join(f'{v:.3f}' for v in obj['size'])} m")
+    up = summary.get("up")
+    if up:
+        others = ", ".join(f"{source} {angle:.1f} deg" for source, angle in up["candidates"].items() if angle is not None)
+        lines.append(f"  up            from {up['source']} (confidence {up['confidence']}; floor: {up['floor_from']}; candidates: {others})")
+    cleanup = {k: v for k, v in (summary.get("cleanup") or {}).items() if v}
+    if cleanup:
+        lines.append("  removed       " + ", ".join(f"{k} {v}" for k, v in cleanup.items()))
     if summary.get("stage_seconds"):
         lines.append("  build time    " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items()))
+    for warning in summary.get("warnings") or []:
+        lines.append(f"  WARNING       {warning}")
     return "\n".join(lines)

@@ -131,6 +131,21 @@ class ViewOnDisk:
     split: str = "train"
 
 
+def drop_missing_images(views: list[ViewOnDisk], source: Path, skip_missing: bool) -> tuple[list[ViewOnDisk], list[str]]:
+    """The views whose image exists, and notes. Missing images raise one ``DatasetError`` listing
+    them all, unless ``skip_missing`` (then those views are left out, and said so)."""
+    missing = [view for view in views if not Path(view.image_path).is_file()]
+    if not missing:
+        return views, []
+    names = ", ".join(str(view.image_path) for view in missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+    if not skip_missing:
+        raise DatasetError(f"{source}: {len(missing)} of {len(views)} images not found: {names} (pass --skip-missing to leave those views out)")
+    kept = [view for view in views if Path(view.image_path).is_file()]
+    if not kept:
+        raise DatasetError(f"{source}: none of the {len(views)} images was found: {names}")
+    return kept, [f"skipped {len(missing)} views whose images are missing: {names}"]
+
+
 def assemble_views(
     views: list[ViewOnDisk],
     source: Path,
@@ -143,7 +158,7 @@ def assemble_views(
 ) -> PhotoDataset:
     """Read the images of ``views``, undistort, resize to one size and build a PhotoDataset."""
     from PIL import Image
-    from tqdm.auto import tqdm
+    from lyra_sim.io_utils import progress_bar
 
     from lyra_sim.render.camera import Camera
 
@@ -153,7 +168,7 @@ def assemble_views(
     target: tuple[int, int] | None = None
     notes: list[str] = []
     alpha_found: list[Path] = []
-    for view in tqdm(views, desc=f"loading {format_name}", unit="image", disable=not progress or len(views) < 16):
+    for view in progress_bar(views, desc=f"loading {format_name}", unit="image", enabled=progress and len(views) >= 16):
         image = read_image(view.image_path, background, alpha_found)
         height, width = image.shape[:2]
         K = view.K.astype(np.float64).copy()

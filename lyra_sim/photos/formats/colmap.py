@@ -15,7 +15,7 @@ import numpy as np
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.photos.dataset import DatasetError, PhotoDataset
 from lyra_sim.rotations import matrix_to_quat_wxyz, quat_wxyz_to_matrix
-from lyra_sim.photos.formats._common import PhotoFormat, ViewOnDisk, assemble_views, depth_to_png16, find_depth_file, write_png
+from lyra_sim.photos.formats._common import PhotoFormat, ViewOnDisk, assemble_views, depth_to_png16, drop_missing_images, find_depth_file, write_png
 
 def sniff(path: Path) -> bool:
     """A folder holding a COLMAP model (see :func:`colmap_model_folder`)."""
@@ -208,10 +208,11 @@ def read_colmap_model(folder) -> ColmapModel:
     return _read_colmap_binary(folder) if binary else _read_colmap_text(folder)
 
 
-def load_colmap(path, *, images_dir=None, resolution: int | None = None, progress: bool = True) -> PhotoDataset:
+def load_colmap(path, *, images_dir=None, resolution: int | None = None, progress: bool = True, skip_missing: bool = False) -> PhotoDataset:
     """A COLMAP dataset: ``path/images`` + a text or binary model (``sparse/0``); depth maps are
     read from ``path/depth`` (same stem, ``.npy`` metres or 16-bit PNG millimetres) when present.
-    Radial-tangential distortion is removed on load; fisheye models are rejected."""
+    Radial-tangential distortion is removed on load; fisheye models are rejected. Missing images
+    are one error listing them all, or left out with ``skip_missing``."""
     path = Path(path)
     model_folder = colmap_model_folder(path)
     model = read_colmap_model(model_folder)
@@ -225,11 +226,12 @@ def load_colmap(path, *, images_dir=None, resolution: int | None = None, progres
         viewmat = np.eye(4)
         viewmat[:3, :3], viewmat[:3, 3] = qvec_to_matrix(image.qvec), image.tvec
         image_path = images_dir / image.name
-        if not image_path.is_file():
-            raise DatasetError(f"{model_folder}: image {image.name!r} not found in {images_dir}")
-        views.append(ViewOnDisk(image.name, image_path, K, viewmat, distortion, find_depth_file(root, image_path)))
+        views.append(ViewOnDisk(image.name, image_path, K, viewmat, distortion, find_depth_file(root, image_path) if image_path.is_file() else None))
+    views, notes = drop_missing_images(views, model_folder, skip_missing)
     colors = model.colors.astype(np.float32) / 255.0 if len(model.points) else None
-    return assemble_views(views, path, "colmap", resolution, model.points if len(model.points) else None, colors, progress=progress)
+    dataset = assemble_views(views, path, "colmap", resolution, model.points if len(model.points) else None, colors, progress=progress)
+    dataset.metadata["notes"] = notes + list(dataset.metadata.get("notes", []))
+    return dataset
 
 
 def save_colmap(dataset: PhotoDataset, folder, *, binary: bool = False) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.photos.dataset import DatasetError, PhotoDataset
-from lyra_sim.photos.formats._common import PhotoFormat, ViewOnDisk, assemble_views, depth_to_png16, resolve_image, write_png
+from lyra_sim.photos.formats._common import PhotoFormat, ViewOnDisk, assemble_views, depth_to_png16, drop_missing_images, resolve_image, write_png
 
 def sniff(path: Path) -> bool:
     """A ``.json`` file other than ours, or a folder with ``transforms.json`` / ``transforms_train.json``."""
@@ -47,7 +47,7 @@ def _nerfstudio_intrinsics(entry: dict, defaults: dict, path: Path, image_size: 
     return K, distortion
 
 
-def load_nerfstudio(path, *, resolution: int | None = None, progress: bool = True) -> PhotoDataset:
+def load_nerfstudio(path, *, resolution: int | None = None, progress: bool = True, skip_missing: bool = False) -> PhotoDataset:
     """A nerfstudio ``transforms.json`` (or a Blender NeRF-synthetic folder of
     ``transforms_{train,val,test}.json``). ``transform_matrix`` is camera-to-world in OpenGL axes;
     RGBA images are composited over white (nerfstudio's Blender default)."""
@@ -74,12 +74,18 @@ def load_nerfstudio(path, *, resolution: int | None = None, progress: bool = Tru
         for index, frame in enumerate(frames):
             if "file_path" not in frame or "transform_matrix" not in frame:
                 raise DatasetError(f"{file}: frame {index} needs 'file_path' and 'transform_matrix'")
-            image_path = resolve_image(root / frame["file_path"])
+            try:
+                image_path = resolve_image(root / frame["file_path"])
+            except DatasetError:
+                image_path = root / frame["file_path"]  # missing: reported with all the others below
             c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)
             if c2w.shape == (3, 4):
                 c2w = np.vstack([c2w, [0.0, 0.0, 0.0, 1.0]])
             if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
                 raise DatasetError(f"{file}: frame {index} transform_matrix must be a finite 4x4, got shape {list(c2w.shape)}")
+            if not image_path.is_file():  # left out or reported by drop_missing_images; no intrinsics needed
+                views.append(ViewOnDisk(name=Path(frame["file_path"]).name, image_path=image_path, K=np.eye(3), viewmat=np.eye(4), distortion=None))
+                continue
             size = None
             if not any(k in {**defaults, **frame} for k in ("w",)):
                 from PIL import Image
@@ -95,7 +101,10 @@ def load_nerfstudio(path, *, resolution: int | None = None, progress: bool = Tru
             ))
         if "ply_file_path" in meta and points is None:
             points, point_colors = _read_point_ply(root / meta["ply_file_path"])
-    return assemble_views(views, path, "nerfstudio", resolution, points, point_colors, progress=progress)
+    views, notes = drop_missing_images(views, path, skip_missing)
+    dataset = assemble_views(views, path, "nerfstudio", resolution, points, point_colors, progress=progress)
+    dataset.metadata["notes"] = notes + list(dataset.metadata.get("notes", []))
+    return dataset
 
 
 def _read_point_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
