@@ -7,9 +7,15 @@ benchmarks. Every value used ends up in the bundle's manifest ("normalisation" a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from lyra_sim.typed import BundleKind, ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
+
+
+# Virtual depth images are rendered by the dozen and fused into a TSDF: 4096 px a side is already
+# ~400x the default's pixels; beyond it a build would need tens of GB.
+MAX_IMAGE_SIZE = 4096
 
 
 @dataclass
@@ -64,7 +70,7 @@ class BuildConfig:
 
     Collision and visual meshes (scenery):
         voxel_size: TSDF voxel (m); None = robust extent / ``voxels_across`` within [5 mm, 5 cm].
-        image_size: width = height of the virtual depth images.
+        image_size: width = height of the virtual depth images (at most ``MAX_IMAGE_SIZE``, 4096).
         views_per_ring, orbit_elevations_deg: the orbit cameras.
         inside_out: add inside-out views from eye height; None = when the scene is wider than
             ``room_size``.
@@ -186,18 +192,20 @@ class BuildConfig:
         check_choice(self.render_backend, RenderBackend, "render_backend")
         for name in ("scale", "known_height", "voxel_size"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if self.known_height_object is not None and self.known_height is None:
             raise ValueError("known_height_object needs known_height")
         if self.crop is not None:
             crop = tuple(float(v) for v in self.crop)
-            if len(crop) != 6 or any(crop[k] >= crop[k + 3] for k in range(3)):
+            if len(crop) != 6 or not all(map(math.isfinite, crop)) or any(crop[k] >= crop[k + 3] for k in range(3)):
                 raise ValueError(f"crop must be [xmin, ymin, zmin, xmax, ymax, zmax] with min < max, got {list(self.crop)}")
             self.crop = crop
         for name in ("image_size", "views_per_ring", "collision_face_budget", "visual_face_budget", "object_resolution", "max_hulls", "convex_input_faces"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size must be at most {MAX_IMAGE_SIZE}, got {self.image_size}")
         if not 0 < self.alpha_threshold < 1:
             raise ValueError(f"alpha_threshold must be in (0, 1), got {self.alpha_threshold}")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import typing
 
@@ -74,6 +75,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     from lyra_sim import __version__
 
     parser.add_argument("--version", action="version", version=f"lyra-sim {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False, help="show the full traceback of an error (also: LYRA_SIM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
@@ -87,6 +89,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         summary = doc.splitlines()[0] if doc else name
         p = sub.add_parser(name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_arguments(p, module.Config)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error (also: LYRA_SIM_DEBUG=1)")
         modules[name] = module
     return parser, modules
 
@@ -101,14 +104,55 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = modules[args.command]
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("LYRA_SIM_DEBUG", "") not in ("", "0")
+    prefix = f"lyra-sim {args.command}"
     try:
         return int(module.run(module.Config(**values)) or 0)
     except LyraSimError as error:
-        print(f"lyra-sim {args.command}: error: {error}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"{prefix}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lyra-sim {args.command}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
+    except (SystemExit, GeneratorExit):
+        raise
+    except OSError as error:  # the environment, not the program: disk full, permissions, a vanished file
+        if debug:
+            raise
+        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+        print(f"{prefix}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if debug:
+            raise
+        print(f"{prefix}: error: out of memory (try a smaller scene, image or option)", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: one line for the user, the traceback in a file for the report
+        if debug:
+            raise
+        saved = _save_traceback(args.command)
+        message = " ".join(str(error).split())[:300]
+        print(f"{prefix}: internal error: {type(error).__name__}: {message}", file=sys.stderr)
+        print(f"{prefix}: the traceback is in {saved} (rerun with --debug to see it here)", file=sys.stderr)
+        return 70  # EX_SOFTWARE
+
+
+def _save_traceback(command: str) -> str:
+    """Write the current exception's traceback to a file in the temporary folder; return its path."""
+    import tempfile
+    import time
+    import traceback
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"lyra-sim-{command}-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"lyra-sim {command}: {' '.join(sys.argv)}\n\n")
+            traceback.print_exc(file=handle)
+        return name
+    except OSError:
+        return "(could not be saved)"
 
 
 if __name__ == "__main__":

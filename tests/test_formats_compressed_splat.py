@@ -220,6 +220,8 @@ def test_splat_rejects_bad_sizes(tmp_path):
     path.write_bytes(VECTOR_RECORD + b"\0" * 5)
     with pytest.raises(SceneFormatError, match="32"):
         load_scene(path)
-    path.write_bytes(b"")
-    with pytest.raises(SceneFormatError):
-        load_scene(path)
+    path.write_bytes(b"")  # an empty .splat file is an empty scene (what write_splat makes of one)
+    assert len(load_scene(path)) == 0
+    (tmp_path / "empty.bin").write_bytes(b"")  # but without the extension nothing says it is a splat file
+    with pytest.raises(SceneFormatError, match="unrecognised"):
+        load_scene(tmp_path / "empty.bin")

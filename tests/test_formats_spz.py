@@ -285,7 +285,7 @@ def test_stored_frame_is_rub_and_flip_matches_a_rotation_about_x(tmp_path):
         (lambda d: d[:-1], "end at byte"),
         (lambda d: d + b"\0", "end at byte"),
         (lambda d: d[:20], "truncated"),
-        (lambda d: d[:8] + struct.pack("<I", 0) + d[12:], "0 points"),
+        (lambda d: d[:8] + struct.pack("<I", 0) + d[12:], "streams"),  # 0 points: no stream at all
         (lambda d: d[:8] + struct.pack("<I", 2**31 - 1) + d[12:], "can hold"),
         (lambda d: d[:12] + bytes([7]) + d[13:], "SH degree 7"),
         (lambda d: d[:15] + bytes([6]) + d[16:], "streams"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,12 +90,22 @@ def test_save_rejects_unknown_extensions_and_options(tmp_path):
         save_scene(scene, tmp_path / "scene.ply", format="obj")
 
 
-def test_writes_are_atomic(tmp_path):
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    from lyra_sim.scene import io
+
     scene = scene_for_agreement(4)
     target = save_scene(scene, tmp_path / "keep.ply")
     before = target.read_bytes()
-    with pytest.raises(ValueError, match="empty"):
-        save_scene(GaussianScene.empty(), tmp_path / "keep.ply", format="spz")
+
+    def failing_writer(scene, path, **options):
+        Path(path).write_bytes(b"ply\nhalf a file")
+        raise ValueError("disk full halfway")
+
+    import dataclasses
+
+    monkeypatch.setitem(io.FORMATS, "ply", dataclasses.replace(io.FORMATS["ply"], write=failing_writer))
+    with pytest.raises(ValueError, match="disk full halfway"):
+        save_scene(scene, tmp_path / "keep.ply")
     assert target.read_bytes() == before  # the failed write left the old file alone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.ply"]  # and no temporary behind
 

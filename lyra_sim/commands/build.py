@@ -22,15 +22,15 @@ class BuildOptions:
     segment_objects: bool = option(help="find movable objects standing on the floor automatically", default=False)
     convex_method: ConvexMethod = option(help="convex decomposition for objects", default="coacd")
     voxel_size: float | None = option(help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", default=None)
-    image_size: int = option(help="width and height of the virtual depth images", default=192)
+    image_size: int = option(help="width and height of the virtual depth images (at most 4096)", default=192)
     ground_slab: bool = option(help="add a solid slab under the floor beyond the reconstruction", default=True)
     backend: RenderBackend = option(help="renderer backend", default="auto")
     progress: bool = option(help="show progress bars", default=True)
 
     def build_config(self, **more):
-        """The ``BuildConfig`` of these options (plus ``more`` of its fields); BundleError if invalid."""
+        """The ``BuildConfig`` of these options (plus ``more`` of its fields); UsageError if invalid."""
+        from lyra_sim.commands.checks import UsageError
         from lyra_sim.converters.config import BuildConfig
-        from lyra_sim.errors import BundleError
 
         if self.as_object and self.as_scene:
             raise BundleError("--as-object and --as-scene exclude each other")
@@ -51,7 +51,7 @@ class BuildOptions:
                 **more,
             )
         except ValueError as error:
-            raise BundleError(f"invalid build options: {error}") from None
+            raise UsageError(f"invalid build options: {error}") from None
 
 
 @dataclass(kw_only=True)
@@ -72,11 +72,13 @@ class Config(BuildOptions):
 
 
 def run(config: Config) -> int:
+    from lyra_sim.commands.checks import check_output
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.scene.io import load_scene
     from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
 
     build_config = config.build_config(crop=tuple(config.crop) if config.crop else None)
+    check_output(config.output, "--output", kind="folder")
     scene = load_scene(config.scene, cameras=config.cameras if config.cameras else True)
     path = build_bundle(scene, config.output, build_config, progress=config.progress)
     print(format_bundle_summary(summarize_bundle(path)))

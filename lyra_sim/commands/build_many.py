@@ -35,7 +35,10 @@ def run(config: Config) -> int:
     from lyra_sim.errors import BundleError
 
     require_ray("lyra-sim build-many")
+    from lyra_sim.commands.checks import check_output
+
     build_config = config.build_config()
+    check_output(config.output, "--output", kind="folder")
     if config.cpus_per_task <= 0 or config.fscore_threshold <= 0:
         raise BundleError(f"--cpus-per-task and --fscore-threshold must be > 0, got {config.cpus_per_task} and {config.fscore_threshold}")
     results = build_many(config.inputs, config.output, build_config, address=config.address,

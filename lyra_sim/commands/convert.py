@@ -38,12 +38,17 @@ class Config:
 
 
 def run(config: Config) -> int:
+    from lyra_sim.commands.checks import UsageError, check_output
     from lyra_sim.scene.io import FORMATS, format_for_extension, load_scene, save_scene
 
+    check_output(config.output, "OUTPUT")
+    target = config.format or format_for_extension(config.output)
+    writable = sorted(name for name, spec in FORMATS.items() if spec.write is not None)
+    if target not in writable:
+        raise UsageError(f"cannot tell the format of {config.output} from its extension; pass --format (one of {', '.join(writable)})")
     scene = load_scene(config.input, keep_spz_frame=config.keep_spz_frame, invalid="drop" if config.drop_invalid else "error")
     if config.sh_degree is not None:
         scene = scene.with_sh_degree(min(config.sh_degree, scene.sh_degree))
-    target = config.format or format_for_extension(config.output)
     options = {}
     if target == "spz":
         options = {"version": config.spz_version, "keep_frame": config.keep_spz_frame}
@@ -55,8 +60,8 @@ def run(config: Config) -> int:
         options = {"precision": "half"}
     try:
         save_scene(scene, config.output, format=config.format, **options)
-    except ValueError as error:  # unknown extension, format limits (e.g. an empty scene as spz)
-        raise SystemExit(f"lyra-sim convert: {error}") from None
+    except ValueError as error:  # format limits (e.g. the Lyra layout with SH)
+        raise UsageError(str(error)) from None
     for note in scene.metadata.notes:
         print(f"note: {note}")
     written_degree = min(scene.sh_degree, FORMATS[target].max_sh_degree)

@@ -27,7 +27,10 @@ class Config:
 
 
 def run(config: Config) -> int:
+    from lyra_sim.commands.checks import check_output
     from lyra_sim.demo import DemoConfig, run_demo
+
+    check_output(config.out, "--out", kind="folder")
 
     run_demo(DemoConfig(**vars(config)))
     return 0

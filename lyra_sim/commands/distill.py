@@ -88,6 +88,10 @@ def _scene_from_config(config: Config):
 def run(config: Config) -> int:
     import torch
 
+    from lyra_sim.commands.checks import check_output
+
+    check_output(config.out, "--out", kind="folder")
+
     from lyra_sim.generate.decoder import GaussianDecoder, decoder_config
     from lyra_sim.generate.distill import DistillConfig, Distiller
     from lyra_sim.generate.teachers import SceneTeacher, input_views_around

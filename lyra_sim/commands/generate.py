@@ -43,6 +43,10 @@ def run(config: Config) -> int:
     import numpy as np
     import torch
 
+    from lyra_sim.commands.checks import check_output
+
+    check_output(config.output, "--output")
+
     from lyra_sim.generate.distill import decode_sample, load_generator
     from lyra_sim.generate.teachers import DiffusersTeacher, StillImageTeacher, load_video_pipeline
     from lyra_sim.generate.trajectories import DEFAULT_TRAJECTORIES

@@ -49,6 +49,9 @@ def run(config: Config) -> int:
     from lyra_sim.reconstruct import ReconstructionConfig, reconstruct
     from lyra_sim.scene.io import save_scene
 
+    from lyra_sim.commands.checks import check_output
+
+    check_output(config.out, "--out")
     dataset = load_dataset(config.data, format=config.format, resolution=config.resolution, progress=config.progress,
                            skip_missing=config.skip_missing)
     for note in dataset.metadata.get("notes", []):

@@ -24,6 +24,10 @@ UP_BY_FRAME = {
     "unknown": (0.0, 0.0, 1.0),
 }
 DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs store millimetres for metric scenes (units x 1000)
+# Largest image the command renders: 16384 px a side and 64 Mpx in all (the renderer keeps a
+# few float32 planes per pixel: ~1.5 GB at the limit; 100000 x 100000 would need 112 GiB).
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_PIXELS = 1 << 26
 
 
 @dataclass
@@ -42,9 +46,9 @@ class Config:
 
     scene: str = option(help="splat file to render (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
     out: str = option(help="output image (.png or .jpg)", short="-o")
-    width: int = option(help="image width in pixels", default=512)
-    height: int = option(help="image height in pixels", default=512)
-    fov: float = option(help="vertical field of view in degrees", default=60.0)
+    width: int = option(help=f"image width in pixels (at most {MAX_IMAGE_SIDE}, and {MAX_IMAGE_PIXELS} pixels in all)", default=512)
+    height: int = option(help=f"image height in pixels (at most {MAX_IMAGE_SIDE})", default=512)
+    fov: float = option(help="vertical field of view in degrees, in (0, 180)", default=60.0)
     orbit_angle: float | None = option(help="azimuth of the camera around the up axis, degrees (default 45)", default=None)
     elevation: float | None = option(help="elevation above the horizontal plane, degrees (default 30)", default=None)
     distance: float | None = option(help="camera distance from the target (default: fits the robust bounds)", default=None)
@@ -52,7 +56,7 @@ class Config:
     target: list[float] | None = option(help="point to look at X Y Z (default: robust bounds centre)", default=None)
     up: list[float] | None = option(help="up direction X Y Z (default: from the scene's frame)", default=None)
     backend: RenderBackend = option(help="renderer backend", default="auto")
-    sh_degree: int | None = option(help="SH degree to evaluate (default: all stored)", default=None)
+    sh_degree: int | None = option(help="SH degree to evaluate (default: all stored)", default=None, choices=[0, 1, 2, 3])
     background: list[float] | None = option(help="background colour R G B in [0, 1] (default black)", default=None)
     depth_out: str | None = option(help="also write depth: .png (16-bit, units x 1000) or .npy (float32)", default=None)
     lod: bool = option(help="merge sub-pixel Gaussians for this resolution before rendering", default=False)
@@ -106,6 +110,7 @@ def default_camera(scene, config: Config):
         distance = config.distance if config.distance is not None else 1.1 * radius / math.sin(half_fov)
         direction = math.cos(elevation) * (math.cos(azimuth) * axis_a + math.sin(azimuth) * axis_b) + math.sin(elevation) * up_unit
         eye = target + distance * direction
+    _check_view(eye, target, up)
     reach = float((eye - target).norm()) + 2 * radius
     return Camera.look_at(eye, target, up, config.fov, config.width, config.height, near=1e-3 * reach, far=1e3 * reach)
 
@@ -124,17 +129,48 @@ def _write_image(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(temporary, format=image_format)
 
 
+def check_options(config: Config) -> None:
+    """Every option checked before the scene is read (``UsageError`` naming the option)."""
+    from lyra_sim.commands.checks import UsageError, check_output, finite, finite_vector
+
+    if config.width < 1 or config.height < 1:
+        raise UsageError(f"--width and --height must be >= 1, got {config.width}x{config.height}")
+    if max(config.width, config.height) > MAX_IMAGE_SIDE or config.width * config.height > MAX_IMAGE_PIXELS:
+        raise UsageError(f"--width {config.width} --height {config.height}: images are limited to {MAX_IMAGE_SIDE} pixels a side and {MAX_IMAGE_PIXELS} pixels in all")
+    finite(config.fov, "--fov", low=0.0, high=180.0, open_interval=True)
+    finite(config.orbit_angle, "--orbit-angle")
+    finite(config.elevation, "--elevation", low=-90.0, high=90.0)
+    finite(config.distance, "--distance", positive=True)
+    for name in ("eye", "target", "up", "background"):
+        finite_vector(getattr(config, name), f"--{name}")
+    if config.up is not None and math.hypot(*config.up) < 1e-12:
+        raise UsageError(f"--up {' '.join(f'{v:g}' for v in config.up)}: the up direction must not be zero")
+    if config.eye is not None and config.target is not None and math.dist(config.eye, config.target) < 1e-12:
+        raise UsageError("--eye and --target are the same point: the camera would not know where to look")
+    if config.background is not None and not all(0.0 <= v <= 1.0 for v in config.background):
+        raise UsageError(f"--background must be R G B in [0, 1], got {' '.join(f'{v:g}' for v in config.background)}")
+    check_output(config.out, "--out", suffixes=(".png", ".jpg", ".jpeg"))
+    if config.depth_out is not None:
+        check_output(config.depth_out, "--depth-out", suffixes=(".png", ".npy"))
+
+
+def _check_view(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> None:
+    from lyra_sim.commands.checks import UsageError
+
+    forward = target - eye
+    if float(forward.norm()) < 1e-12 * max(1.0, float(target.norm())):
+        raise UsageError("the camera is at its target (use --eye, --target or --distance to move it)")
+    sine = float(torch.linalg.cross(forward / forward.norm(), up / up.norm()).norm())
+    if sine < 1e-6:
+        raise UsageError("the up direction is parallel to the viewing direction (change --up, --elevation or --eye)")
+
+
 def run(config: Config) -> int:
     from lyra_sim.render.api import render, resolve_backend
     from lyra_sim.scene.io import load_scene
 
-    if config.width < 1 or config.height < 1:
-        raise LyraSimError(f"--width and --height must be >= 1, got {config.width}x{config.height}")
+    check_options(config)
     out = Path(config.out)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise LyraSimError(f"--out {out}: write a .png or .jpg")
-    if config.depth_out is not None and Path(config.depth_out).suffix.lower() not in (".png", ".npy"):
-        raise LyraSimError(f"--depth-out {config.depth_out}: write a .png (16-bit) or .npy")
     background = _triple(config.background, "background")
 
     scene = load_scene(config.scene, invalid="drop")

@@ -1,7 +1,8 @@
 """Loading and saving Gaussian scenes: format detection by content, dispatch, validation.
 
 Public entry points: :func:`load_scene`, :func:`save_scene`, :func:`load_sequence` (Lyra dynamic
-output) and :func:`detect_format`. Formats are detected from the bytes (PLY header, NGSP / gzip
+output), :func:`detect_format` and :func:`set_decompression_limit` / :func:`decompression_limit`
+(the cap on what one compressed file may expand to). Formats are detected from the bytes (PLY header, NGSP / gzip
 magic, torch zip or pickle, .splat record sanity), never from the extension alone. Every
 malformed input raises ``SceneFormatError`` naming the file; writes are atomic.
 
@@ -26,7 +27,14 @@ from lyra_sim.errors import SceneFormatError
 from lyra_sim.io_utils import atomic_path
 from lyra_sim.scene.capture import resolve_capture_folder
 from lyra_sim.scene.formats import compressed_ply, gltf, gsplat_pt, ply, sog, splat, spz, usd
-from lyra_sim.scene.formats._common import format_error, read_file_head
+from lyra_sim.scene.formats._common import (
+    DECOMPRESSION_LIMIT_ENV,
+    decompression_limit,
+    file_size,
+    format_error,
+    read_file_head,
+    set_decompression_limit,
+)
 from lyra_sim.scene.formats.ply_container import MAX_HEADER_BYTES
 from lyra_sim.scene.formats.spec import SceneFormatSpec
 from lyra_sim.scene.gaussian_scene import GaussianScene
@@ -97,6 +105,13 @@ def load_scene(
             our sidecar, INRIA ``cameras.json``, ``transforms.json``, COLMAP ``sparse/``) and
             puts them in ``metadata.cameras``; a path reads them from there; False skips them.
             A sidecar's frame and units fill in what the file itself does not say.
+
+    Compressed inputs (spz gzip/ZSTD streams, deflated zip entries of a .pt) are decompressed
+    incrementally under a budget: the size the header justifies, and a global cap on what one
+    file may expand to (decompressed bytes, and the float32 scene decoded from them; default
+    2 GiB, set by the ``LYRA_SIM_MAX_DECOMPRESSED_BYTES`` environment variable or
+    :func:`set_decompression_limit`). Beyond it, and on any malformed input or lack of memory,
+    ``SceneFormatError`` names the file and the sizes.
     """
     check_choice(invalid, InvalidGaussianPolicy, "invalid")
     if frame is not None:
@@ -119,6 +134,8 @@ def load_scene(
         scene = spec.read(path, **{name: value for name, value in options.items() if name in spec.read_options})
     except SceneFormatError:
         raise
+    except MemoryError:
+        raise format_error(path, f"out of memory decoding as {kind} ({file_size(path)}-byte file)") from None
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error, zlib.error, EOFError) as error:
         # A decoder bug on hostile input must still surface as the library's error type.
         raise format_error(path, f"cannot decode as {kind}: {type(error).__name__}: {error}") from error

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # a runtime import would close a circle: gaussian_scene impor
 _ROTATION_TOLERANCE = 1e-4
 # Quaternions shorter than this cannot be normalised: the Gaussian has no defined orientation.
 _ZERO_QUATERNION_NORM = 1e-8
+# Finite raw values whose activation overflows float32: a covariance holds scale^2 = exp(2 s),
+# infinite once s > ln(float32 max) / 2 ~ 44.36 (a 1.9e19-unit Gaussian, never a real one).
+MAX_LOG_SCALE = 0.5 * float(np.log(np.finfo(np.float32).max))
 
 
 def _as_float64(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -177,6 +180,12 @@ def _non_finite_rows(values: torch.Tensor) -> np.ndarray:  # [N, ...] -> [N] boo
     return rows
 
 
+def _rows_above(values: torch.Tensor, limit: float) -> np.ndarray:  # [N, C] -> [N] bool
+    """Rows with a finite value above ``limit`` (infinite ones are reported as non-finite)."""
+    array = values.detach().cpu().numpy()
+    return ((array > limit) & np.isfinite(array)).any(axis=1) if len(array) else np.zeros(0, dtype=bool)
+
+
 def invalid_gaussian_reasons(scene: GaussianScene) -> dict[str, torch.Tensor]:
     """Boolean masks [N] (on the CPU) per reason a Gaussian cannot be rendered; reasons may overlap."""
     quats = scene.quats.detach().cpu().numpy()
@@ -189,6 +198,7 @@ def invalid_gaussian_reasons(scene: GaussianScene) -> dict[str, torch.Tensor]:
         "non_finite_opacity": _non_finite_rows(scene.opacity_logits),
         "non_finite_sh": _non_finite_rows(scene.sh),
         "zero_quat": norms < _ZERO_QUATERNION_NORM,
+        "overflowing_scale": _rows_above(scene.log_scales, MAX_LOG_SCALE),
     }
     return {name: torch.from_numpy(mask) for name, mask in masks.items()}
 
@@ -200,7 +210,8 @@ def count_reasons(reasons: dict[str, torch.Tensor]) -> dict[str, int]:
 
 
 def sanitize(scene: GaussianScene) -> tuple[GaussianScene, dict[str, Any]]:
-    """Drop Gaussians with NaN/Inf parameters or a zero quaternion.
+    """Drop Gaussians with NaN/Inf parameters, a zero quaternion, or a log-scale whose activation
+    overflows float32 (above ``MAX_LOG_SCALE``, e.g. 4.7e30: ``scales()`` would be inf).
 
     Returns the cleaned scene and a report ``{"input": N, "kept": M, "dropped": N - M,
     "reasons": {reason: count}}``; a Gaussian with several problems counts under each reason

@@ -16,22 +16,17 @@ from typing import Any
 import numpy as np
 
 from lyra_sim.errors import BundleError
+from lyra_sim.io_utils import recover_interrupted_replace
+from lyra_sim.sim.manifest_checks import MAX_MANIFEST_BYTES, SUPPORTED_SCHEMA_VERSIONS, manifest_value_problems
+from lyra_sim.sim.trust import resolve_inside
 
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-_REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "floor_height", "spawn_region", "background", "objects")
+__all__ = ["SUPPORTED_SCHEMA_VERSIONS", "BundleObject", "SimBundle", "load_bundle", "summarize_bundle", "format_bundle_summary"]
 
 
 def _inside(root: Path, relative: Any, what: str) -> Path:
-    """``root / relative`` after checking it is a relative path to an existing file inside the bundle."""
-    if not isinstance(relative, str) or not relative:
-        raise BundleError(f"{root / 'manifest.json'}: {what} must be a relative path string, got {relative!r}")
-    if os.path.isabs(relative):
-        raise BundleError(f"{root / 'manifest.json'}: {what} must be relative to the bundle, got absolute {relative!r}")
-    path = (root / relative).resolve()
-    if root.resolve() not in path.parents:
-        raise BundleError(f"{root / 'manifest.json'}: {what} {relative!r} points outside the bundle")
-    if not path.is_file():
-        raise BundleError(f"{root}: {what} {relative!r} is missing")
+    """``root / relative`` after checking it is a relative path to an existing file inside the bundle
+    (no absolute path, no ``..`` escape, no symlink leaving it)."""
+    resolve_inside(root, relative, what)
     return root / relative
 
 
@@ -126,28 +121,31 @@ def load_bundle(path) -> SimBundle:
     """Open and validate a SimBundle folder.
 
     Raises ``BundleError`` naming the file and the problem: missing folder or manifest,
-    invalid JSON, unsupported schema version, missing keys, or a referenced file that is missing
-    or outside the bundle.
+    invalid or too deeply nested JSON, any value the strict schema refuses
+    (``lyra_sim.sim.manifest_checks``: types, finiteness, ranges, unit quaternions,
+    non-inverted boxes; one message per problem), or a referenced file that is missing or
+    outside the bundle.
     """
     root = Path(path)
     manifest_path = root / "manifest.json"
+    if not os.path.lexists(root):
+        recover_interrupted_replace(root)  # a replace killed between its renames left the old bundle aside
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder (does not exist or is not a directory)")
     if not manifest_path.is_file():
         raise BundleError(f"{root}: no manifest.json; is this a SimBundle folder?")
+    size = manifest_path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{manifest_path}: {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES} bytes")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: the top level must be a JSON object")
-    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise BundleError(f"{manifest_path}: missing keys {missing}")
-    if manifest["schema_version"] not in SUPPORTED_SCHEMA_VERSIONS:
-        raise BundleError(f"{manifest_path}: schema_version {manifest['schema_version']!r} is not supported (this lyra-sim reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
-    if manifest["units"] != "m" or manifest["up_axis"] != "+Z":
-        raise BundleError(f"{manifest_path}: units must be 'm' and up_axis '+Z', got {manifest['units']!r} and {manifest['up_axis']!r}")
+        raise BundleError(f"{manifest_path}: not valid JSON ({str(error)[:200]})") from None
+    except RecursionError:
+        raise BundleError(f"{manifest_path}: the JSON is nested too deeply") from None
+    problems = manifest_value_problems(manifest)
+    if problems:
+        raise BundleError(f"{manifest_path}: " + "; ".join(problems))
     background = manifest["background"]
     for key in ("splat", "urdf", "collision_mesh", "visual_mesh"):
         _inside(root, background.get(key), f"background.{key}")

@@ -1,14 +1,14 @@
 """A SimBundle in a PyBullet client: ``load_into_pybullet`` loads the static scenery and every
 movable object at its initial pose and returns their body ids.
 
-Only PyBullet and ``lyra_sim.sim.bundle`` are needed; the bundle's URDFs are plain files that
-PyBullet would load the same way without lyra_sim.
+Only PyBullet, ``lyra_sim.sim.bundle`` and ``lyra_sim.sim.trust`` are needed; the bundle's URDFs
+are plain files that PyBullet would load the same way without lyra_sim.
 """
 
 from __future__ import annotations
 
-from lyra_sim.errors import BundleError
 from lyra_sim.sim.bundle import SimBundle, load_bundle
+from lyra_sim.sim.trust import load_urdf
 
 
 def load_into_pybullet(bundle: SimBundle | str, client_id: int) -> dict[str, int]:
@@ -19,28 +19,24 @@ def load_into_pybullet(bundle: SimBundle | str, client_id: int) -> dict[str, int
     tensors, which PyBullet diagonalises: its base pose (``getBasePositionAndOrientation``) is
     then turned to the principal axes. The body-frame pose the splat renderer needs is
     ``lyra_sim.sim.robot_splats.link_frame_poses``; set one with :func:`reset_body_frame_pose`.
+    Every file a URDF names is checked to lie inside the bundle first (``lyra_sim.sim.trust``);
+    a URDF PyBullet cannot load is a ``BundleError`` naming it.
     """
     import pybullet
 
     if not isinstance(bundle, SimBundle):
         bundle = load_bundle(bundle)
-    body_ids: dict[str, int] = {}
-    scenery = pybullet.loadURDF(str(bundle.scene_urdf), useFixedBase=True, physicsClientId=client_id)
-    if scenery < 0:
-        raise BundleError(f"{bundle.scene_urdf}: PyBullet could not load the scenery URDF")
-    body_ids["background"] = scenery
+    body_ids: dict[str, int] = {"background": load_urdf(bundle.root, bundle.scene_urdf, client_id, useFixedBase=True)}
     for obj in bundle.objects:
-        body = pybullet.loadURDF(
-            str(obj.urdf),
+        body_ids[obj.name] = load_urdf(
+            bundle.root,
+            obj.urdf,
+            client_id,
             basePosition=obj.position.tolist(),
             baseOrientation=obj.orientation_xyzw.tolist(),
             # Keep the inertia tensor we computed from the hulls instead of PyBullet's box estimate.
             flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
-            physicsClientId=client_id,
         )
-        if body < 0:
-            raise BundleError(f"{obj.urdf}: PyBullet could not load object {obj.name!r}")
-        body_ids[obj.name] = body
     return body_ids
 
 

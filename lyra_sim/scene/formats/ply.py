@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from lyra_sim.scene.formats._common import (
+    brief_list,
     channel_major_rest_to_sh,
     color_to_dc,
     format_error,
@@ -60,7 +61,7 @@ def read_ply(path, data: bytes) -> GaussianScene:
     header = parse_ply_header(data, path)
     vertex = header.element("vertex")
     if vertex is None:
-        raise format_error(path, f"PLY has no 'vertex' element (elements: {[e.name for e in header.elements]})")
+        raise format_error(path, f"PLY has no 'vertex' element (elements: {brief_list(e.name for e in header.elements)})")
     if vertex.property("packed_position") is not None:
         raise format_error(path, "this is a compressed PLY (packed_position); read it as format 'compressed_ply'")
     names = set(vertex.property_names)
@@ -98,10 +99,10 @@ def read_ply(path, data: bytes) -> GaussianScene:
 
     ignored = sorted(names - set(REQUIRED) - set(NORMALS) - set(rest_names) - ({"red", "green", "blue"} if point_cloud else set()))
     if ignored:
-        metadata.notes.append(f"ignored vertex properties: {', '.join(ignored)}")
+        metadata.notes.append(f"ignored vertex properties: {brief_list(ignored)}")
     others = [e.name for e in header.elements if e.name != "vertex"]
     if others:
-        metadata.notes.append(f"ignored PLY elements: {', '.join(others)}")
+        metadata.notes.append(f"ignored PLY elements: {brief_list(others)}")
     metadata.extras["ply_encoding"] = header.encoding
     return scene_from_arrays(means, quats, log_scales, opacity, sh, metadata)
 

@@ -1,12 +1,14 @@
 """The PLY container (FORMATS.md 2.1): header parsing, element tables as numpy arrays, headers.
 
 Used by the INRIA/Lyra PLY reader and the compressed-PLY reader. Binary elements are read with
-``np.frombuffer`` over a structured dtype (zero copy); ASCII elements are tokenised once. Every
+``np.frombuffer`` over a structured dtype (zero copy); ASCII elements are tokenised in chunks. Every
 element's size is checked against the bytes actually present before anything is allocated.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,33 +158,74 @@ def read_ply_elements(data: bytes, header: PlyHeader, path, wanted: set[str]) ->
     return tables
 
 
+# ASCII bodies are tokenised this many bytes at a time: a Python token costs ~50 bytes, so
+# splitting the whole body at once needed ~21 times the file size.
+ASCII_CHUNK_BYTES = 1 << 22
+_WHITESPACE = re.compile(rb"\s")
+_TOKEN = re.compile(rb"\S+")
+
+
 def _read_ascii_elements(data: bytes, header: PlyHeader, path, wanted: set[str]) -> dict[str, np.ndarray]:
-    tokens = data[header.data_offset :].split()
-    tables, position = {}, 0
+    tables, offset = {}, header.data_offset
     for element in header.elements:
         if not wanted - set(tables):
             break
         if element.has_lists:
             raise format_error(path, f"PLY element {element.name!r} has list properties; only scalar elements are supported before the splat data")
         width = len(element.properties)
-        needed = element.count * width
-        if needed > len(tokens) - position:
-            raise format_error(
-                path,
-                f"truncated: ASCII element {element.name!r} declares {element.count} records of {width} values "
-                f"but only {len(tokens) - position} values remain",
-            )
-        if element.name in wanted:
-            try:
-                values = np.array(tokens[position : position + needed], dtype=np.float64).reshape(element.count, width)
-            except ValueError as error:
-                raise format_error(path, f"ASCII element {element.name!r} holds a value that is not a number ({error})") from None
+        keep = element.name in wanted
+        values, offset = _ascii_values(data, offset, element, width, path, keep)
+        if keep:
             table = np.empty(element.count, dtype=[(p.name, p.dtype) for p in element.properties])
             for column, prop in enumerate(element.properties):
                 table[prop.name] = values[:, column]
             tables[element.name] = table
-        position += needed
     return tables
+
+
+def _ascii_values(data: bytes, offset: int, element: PlyElement, width: int, path, keep: bool) -> tuple[np.ndarray | None, int]:
+    """The element's values as float64 [count, width] (None unless ``keep``) and the offset after them.
+
+    Reads ``ASCII_CHUNK_BYTES`` at a time, cut at whitespace, so memory beyond the result stays
+    bounded; the result is allocated only once the file is known to be long enough for it (each
+    value needs at least a digit and a separator).
+    """
+    needed = element.count * width
+    truncated = lambda found: format_error(  # noqa: E731
+        path, f"truncated: ASCII element {element.name!r} declares {element.count} records of {width} values but only {found} values remain"
+    )
+    if needed and 2 * needed - 1 > len(data) - offset:
+        raise truncated(f"at most {max(0, len(data) - offset + 1) // 2}")
+    values = np.empty(needed if keep else 0, dtype=np.float64)
+    filled = 0
+    while filled < needed:
+        if offset >= len(data):
+            raise truncated(filled)
+        end = offset + ASCII_CHUNK_BYTES
+        boundary = _WHITESPACE.search(data, end) if end < len(data) else None
+        end = boundary.start() if boundary else len(data)
+        tokens = data[offset:end].split()
+        take = min(len(tokens), needed - filled)
+        if keep and take:
+            try:
+                values[filled : filled + take] = np.array(tokens[:take], dtype=np.float64)
+            except ValueError:
+                bad = next(t for t in tokens[:take] if not _is_number(t))
+                raise format_error(path, f"ASCII element {element.name!r} holds a value that is not a number ({bad[:40]!r})") from None
+        if take < len(tokens):  # the chunk runs into the next element: continue right after token `take`
+            last = next(itertools.islice(_TOKEN.finditer(data, offset, end), take - 1, None))
+            end = last.end()
+        filled += take
+        offset = end
+    return (values.reshape(element.count, width) if keep else None), offset
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def element_matrix(table: np.ndarray) -> np.ndarray | None:

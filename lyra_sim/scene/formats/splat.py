@@ -50,9 +50,7 @@ def looks_like_splat(path, head: bytes, size: int) -> bool:
 
 
 def read_splat(path, data: bytes) -> GaussianScene:
-    """Decode a ``.splat`` file held in ``data``."""
-    if len(data) == 0:
-        raise format_error(path, "empty .splat file")
+    """Decode a ``.splat`` file held in ``data`` (an empty file is an empty scene)."""
     if len(data) % RECORD.itemsize:
         raise format_error(path, f"truncated: {len(data)} bytes is not a multiple of the 32-byte .splat record")
     records = np.frombuffer(data, dtype=RECORD)
@@ -86,6 +84,8 @@ def sniff(path, head: bytes) -> bool:
 
 
 def unsniffed(path) -> None:
+    if file_size(path) == 0:
+        return  # headerless records: an empty .splat file is an empty scene (what write_splat makes of one)
     raise format_error(path, f"not a valid .splat file ({file_size(path)} bytes; records must be 32 bytes with finite positive scales)")
 
 

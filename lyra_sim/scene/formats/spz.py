@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -24,12 +25,15 @@ from lyra_sim.scene.formats._common import (
     OTHER_COMPONENTS,
     assemble_largest_dropped,
     byte_table,
+    check_decoded_scene_size,
+    decompress_within_budget,
     format_error,
     logit_to_alpha,
     normalized_quaternions,
     scene_from_arrays,
     scene_to_arrays,
     to_uint8_rounded,
+    zlib_reader,
 )
 from lyra_sim.scene.formats.spec import SceneFormatSpec, reading_bytes
 from lyra_sim.scene.gaussian_scene import GaussianScene, SceneMetadata
@@ -46,6 +50,7 @@ TOC_ENTRY = struct.Struct("<QQ")  # compressedSize, uncompressedSize
 INT32_MAX = 2**31 - 1
 # Deflate cannot expand data by more than ~1032:1; a point count needing more cannot be in the file.
 MAX_DEFLATE_RATIO = 1032
+MAX_EXTENSION_BYTES = 1 << 20
 # RDF <-> RUB sign of SH coefficient k = 1..15 (FORMATS.md 1.4); the same for every channel.
 FLIP_SH_SIGNS = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], dtype=np.float32)
 SQRT_HALF = math.sqrt(0.5)
@@ -116,8 +121,6 @@ def read_spz(path, data: bytes, *, keep_frame: bool = False) -> GaussianScene:
 
 
 def _check_counts(path, version: int, n: int, degree: int, fractional_bits: int) -> None:
-    if n == 0:
-        raise format_error(path, "spz header declares 0 points")
     if n > INT32_MAX:
         raise format_error(path, f"spz header declares {n} points (more than 2^31-1)")
     if degree > 4:
@@ -135,6 +138,7 @@ def _read_v4(path, data: bytes):
     _check_counts(path, version, n, degree, fractional_bits)
     if n > len(data) * 1024 // 9:
         raise format_error(path, f"spz header declares {n} points, more than a {len(data)}-byte file can hold")
+    check_decoded_scene_size(path, n, (min(degree, 3) + 1) ** 2, "the spz header")
     expected = [size for size in _stream_sizes(n, degree, version) if size > 0]
     if num_streams != len(expected):
         raise format_error(path, f"spz v4 header declares {num_streams} streams; SH degree {degree} needs {len(expected)}")
@@ -152,19 +156,17 @@ def _read_v4(path, data: bytes):
         )
     import zstandard  # lazy: only spz v4 needs it
 
-    streams, offset = [], toc_end
+    streams, offset, view = [], toc_end, memoryview(data)
     for index, (compressed, uncompressed) in enumerate(entries):
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(data[offset : offset + compressed])
-            payload = reader.read(uncompressed + 1)  # never more than the TOC allows
-        except zstandard.ZstdError as error:
-            raise format_error(path, f"spz stream {index} is not valid ZSTD ({error})") from None
+        reader = zstandard.ZstdDecompressor().stream_reader(view[offset : offset + compressed])
+        payload = decompress_within_budget(path, reader.read, expected=uncompressed, what=f"spz ZSTD stream {index}", errors=(zstandard.ZstdError,))
         if len(payload) != uncompressed:
             raise format_error(path, f"spz stream {index} decompresses to {len(payload)} bytes, expected {uncompressed}")
         streams.append(payload)
         offset += compressed
-    if degree == 0:
-        streams.append(b"")
+    # The file holds only the non-empty streams (none at all for 0 points); put the empty ones back.
+    present = iter(streams)
+    streams = [next(present) if size > 0 else b"" for size in _stream_sizes(n, degree, version)]
     return (version, n, degree, fractional_bits, flags), streams, extensions
 
 
@@ -185,34 +187,24 @@ def _read_legacy(path, data: bytes):
     sizes = _stream_sizes(n, degree, version)
     if sum(sizes) > len(data) * MAX_DEFLATE_RATIO + 1024:
         raise format_error(path, f"spz header declares {n} points, more than a {len(data)}-byte gzip file can hold")
-    # Inflate incrementally: memory grows with the data actually present, not with the header's count.
-    payload = _inflate(path, inflater, sum(sizes))
+    check_decoded_scene_size(path, n, (min(degree, 3) + 1) ** 2, "the spz header")
+    # Inflate incrementally: memory grows with the data actually present, not with the header's
+    # count. Like the reference reader, data after the streams is ignored unless flagged as
+    # extension records, which are small (a few hundred bytes): at most MAX_EXTENSION_BYTES.
+    read = zlib_reader(inflater, inflater.unconsumed_tail)
+    payload = decompress_within_budget(path, read, expected=sum(sizes), what="the spz gzip stream", errors=(zlib.error,), stop_at_expected=True)
     if len(payload) < sum(sizes):
         raise format_error(path, f"truncated: {n} points need {sum(sizes)} bytes after the header, the stream holds {len(payload)}")
+    view = memoryview(payload)
     streams, offset = [], 0
     for size in sizes:
-        streams.append(payload[offset : offset + size])
+        streams.append(view[offset : offset + size])
         offset += size
     extensions = []
     if flags & FLAG_EXTENSIONS:
-        extensions = _parse_extensions(path, _inflate(path, inflater, len(data) * MAX_DEFLATE_RATIO))
+        block = decompress_within_budget(path, read, expected=0, margin=MAX_EXTENSION_BYTES, what="the spz extension records", errors=(zlib.error,))
+        extensions = _parse_extensions(path, bytes(block))
     return (version, n, degree, fractional_bits, flags), streams, extensions
-
-
-def _inflate(path, inflater, limit: int) -> bytes:
-    chunks, total = [], 0
-    pending = inflater.unconsumed_tail
-    while total < limit:
-        try:
-            chunk = inflater.decompress(pending, min(limit - total, 1 << 24))
-        except zlib.error as error:
-            raise format_error(path, f"corrupt gzip stream ({error})") from None
-        pending = inflater.unconsumed_tail
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
 
 
 def _parse_extensions(path, block: bytes) -> list[tuple[int, int]]:
@@ -328,7 +320,7 @@ def write_spz(
     if version not in (2, 3, 4):
         raise ValueError(f"spz version must be 2, 3 or 4 for writing, got {version}")
     if len(scene) == 0:
-        raise ValueError("spz cannot hold an empty scene (readers reject 0 points)")
+        warnings.warn("writing an empty spz (0 points): lyra-sim reads it, Niantic's reference reader rejects it", stacklevel=3)
     arrays = scene_to_arrays(scene)
     means, quats, sh = arrays["means"], arrays["quats"], arrays["sh"]
     if not keep_frame:
@@ -336,7 +328,7 @@ def write_spz(
     n, degree = len(scene), scene.sh_degree
     fractional_bits = choose_fractional_bits(means)
     xyzw = normalized_quaternions(quats)[:, [1, 2, 3, 0]]
-    rest = sh[:, 1:].reshape(n, -1)  # coefficient-major, channel fastest: the spz order
+    rest = sh[:, 1:].reshape(n, 3 * (sh.shape[1] - 1))  # coefficient-major, channel fastest: the spz order
     streams = [
         encode_fixed24(means, fractional_bits).tobytes(),
         to_uint8_rounded(logit_to_alpha(arrays["opacity_logits"]) * 255.0).tobytes(),
