@@ -33,7 +33,7 @@ class BuildOptions:
         from lyra_sim.converters.config import BuildConfig
 
         if self.as_object and self.as_scene:
-            raise BundleError("--as-object and --as-scene exclude each other")
+            raise UsageError("--as-object and --as-scene exclude each other")
         try:
             return BuildConfig(
                 up_axis=self.up_axis,
