@@ -59,7 +59,7 @@ class LyraSimEnv(gymnasium.Env):
     | `physics_hz` | task's (120 or 60) | physics rate; `action_repeat` physics steps per `step()` (control at 30 Hz) |
     | `render_backend` | "auto" | splat renderer backend ("auto", "cpu", "gsplat", "reference") |
     | `render_width`, `render_height` | 256 | size of the `render()` image |
-    | `sh_degree` | None | SH degree used for rendering (None: all the bundle has) |
+    | `sh_degree` | "auto" | SH degree used for rendering: 0-3, None (all the bundle has) or "auto" (0 for observations of at most 128 px a side, all for `render()`; measured >= 40 dB against the full SH on a trained SH-3 scene) |
     | `background_color` | (0, 0, 0) | colour where no Gaussian covers a pixel |
     | `objects` | () | object bundles to add: `(folder, (x, y[, z])[, yaw])` or `ObjectPlacement` (see `lyra-sim compose`) |
     | `num_threads` | None | CPU renderer threads of this process (`lyra_sim.set_num_threads`); None: all cores, or 1 inside a subprocess worker (`AsyncVectorEnv`) |
@@ -86,7 +86,7 @@ class LyraSimEnv(gymnasium.Env):
         render_backend: RenderBackend = "auto",
         render_width: int = constants.DEFAULT_RENDER_SIZE,
         render_height: int = constants.DEFAULT_RENDER_SIZE,
-        sh_degree: int | None = None,
+        sh_degree: int | str | None = "auto",
         background_color: Sequence[float] = (0.0, 0.0, 0.0),
         objects: Sequence = (),
         num_threads: int | None = None,
@@ -100,6 +100,8 @@ class LyraSimEnv(gymnasium.Env):
         check_choice(robot_appearance, RobotAppearance, "robot_appearance")
         check_choice(renderer, EnvRenderer, "renderer")
         check_choice(render_backend, RenderBackend, "render_backend")
+        if not (sh_degree is None or sh_degree == "auto" or (isinstance(sh_degree, int) and 0 <= sh_degree <= 3)):
+            raise ValueError(f"sh_degree must be 0-3, None or 'auto', got {sh_degree!r}")
         if width < 8 or height < 8:
             raise ValueError(f"observation size must be at least 8x8, got {width}x{height}")
         physics_hz = self.default_physics_hz if physics_hz is None else physics_hz
