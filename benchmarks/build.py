@@ -16,7 +16,6 @@ Timings on a shared 2-core machine are noisy; the JSON records the machine's loa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from lyra_sim.bundle import read_manifest
 from lyra_sim.converters.bundle import build_bundle
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.converters.segment import gaussian_normals
@@ -92,8 +92,8 @@ def run_size(gaussians: int, work: Path) -> dict:
     started = time.perf_counter()
     path = build_bundle(source, work / f"bundle_{gaussians}", config, object_masks={"ball": ball}, progress=True)
     total = time.perf_counter() - started
-    manifest = json.loads((path / "manifest.json").read_text())
-    to_bundle = np.asarray(manifest["transform"]) @ disguise
+    manifest = read_manifest(path)
+    to_bundle = manifest.transform @ disguise
     truth = analytic.visible_truth(300_000, exclude=("sphere",)) @ to_bundle[:3, :3].T + to_bundle[:3, 3]
     (_, collision), = read_obj(path / "meshes" / "background_collision.obj")
     ours = score(collision, truth)
@@ -105,18 +105,18 @@ def run_size(gaussians: int, work: Path) -> dict:
     baseline_mesh, baseline_seconds = poisson_baseline(background)
     baseline = score(baseline_mesh, truth) | {"seconds": round(baseline_seconds, 2)}
 
-    ball_entry = manifest["objects"][0]
-    ball_report = manifest["build"]["objects"]["ball"]
+    ball_entry = manifest.object("ball")
+    ball_report = manifest.build["objects"]["ball"]
     true_volume = 4 / 3 * np.pi * BALL[2] ** 3
     return {
         "gaussians": gaussians,
         "total_seconds": round(total, 2),
-        "stage_seconds": manifest["build"]["stage_seconds"],
-        "scenery": manifest["build"]["scenery"],
+        "stage_seconds": manifest.build["stage_seconds"],
+        "scenery": manifest.build["scenery"],
         "collision": ours,
         "baseline_poisson_on_centres": baseline,
         "object": {
-            "hulls": ball_entry["hulls"],
+            "hulls": ball_entry.hulls,
             "volume_error_vs_carved_mesh": ball_report["decomposition"]["volume_error"],
             "volume_error_vs_truth": round(abs(ball_report["volume"] - true_volume) / true_volume, 4),
             "decomposition_seconds": round(ball_report["decomposition"]["seconds"], 2),

@@ -27,7 +27,7 @@ from lyra_sim.converters.export import export
 from lyra_sim.envs.constants import PACKAGED_BUNDLES_DIR
 from lyra_sim.io_utils import write_json
 from lyra_sim.sim import settle
-from lyra_sim.sim.bundle import load_bundle
+from lyra_sim.bundle import load_bundle
 from timing import time_call  # benchmarks/timing.py
 
 FORMATS = (("urdf", "urdf_out"), ("mjcf", "model.xml"), ("usd", "stage.usdc"), ("usd", "stage.usda"))

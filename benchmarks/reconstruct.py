@@ -56,7 +56,7 @@ def bundle_accuracy(scene, kit, out_dir: Path, label: str, convex_method: str = 
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.converters.config import BuildConfig
     from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     started = time.perf_counter()
     masks = object_masks_near_truth(kit, scene.means.numpy(), max_distance=0.02)

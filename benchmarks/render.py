@@ -14,7 +14,10 @@ Our renders use ``prepare_scene`` (camera-independent arrays computed once, as e
 table also shows the unprepared ``render(scene)`` call. Every case is timed ``--repeats``
 times (best and median FPS, CPU ms per frame) with per-stage times (prepare, project, sort,
 bin, rasterize). LOD (``decimate_for_resolution``) is measured at 64x64: speed and PSNR against
-the full render. Writes benchmarks/results/render.json.
+the full render. At 64 and 128 px the trained scene is also rendered cheaper: SH degree 0 and 1
+(the envs' ``sh_degree="auto"``), and a static level of detail built once per image size for
+every camera beyond the hemisphere radius (``pixel_size_beyond``) at SH 0, each with its PSNR
+over 8 views against the full SH-3 render. Writes benchmarks/results/render.json.
 
     python benchmarks/render.py [--repeats 20] [--quick] [--scene PATH] [--threads N]
 """
@@ -25,6 +28,7 @@ import argparse
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import lyra_sim  # noqa: F401  first: it sets OMP_WAIT_POLICY before torch loads libgomp
@@ -35,7 +39,7 @@ from lyra_sim.io_utils import write_json
 from lyra_sim.render import _cpu, _reference
 from lyra_sim.render.api import render
 from lyra_sim.render.camera import Camera, orbit_cameras
-from lyra_sim.render.lod import decimate_for_resolution, psnr
+from lyra_sim.render.lod import decimate_for_resolution, pixel_size_beyond, psnr
 from lyra_sim.render.prepared import prepare_scene
 from timing import time_call  # benchmarks/timing.py
 
@@ -178,6 +182,29 @@ def lod_row(name: str, scene, cams: Camera, repeats: int, footprint_pixels: floa
             "stages_ms": stage_profile(decimated, cams, min(repeats, 10), prepared=prepared)}
 
 
+STATIC_LOD = (2.0, 2.0)  # (footprint_pixels, voxel_pixels) of the static per-size level
+
+
+def reduced_row(name: str, kind: str, scene, reduced, sh_degree: int, timing_cams: Camera, quality_cams: Camera,
+                repeats: int, full_row: dict, **extra) -> dict:
+    """Speed (``timing_cams``) and PSNR over ``quality_cams`` of a cheaper render — ``reduced``
+    Gaussians at ``sh_degree`` — against the full scene at its full SH, with the ratio to the
+    full case's TinyRenderer FPS of the same run."""
+    full = render(scene, quality_cams, backend="cpu")["rgb"]
+    prepared = prepare_scene(reduced)
+    cheaper = render(prepared, quality_cams, backend="cpu", sh_degree=sh_degree)["rgb"]
+    per_view = [psnr(cheaper[i], full[i]) for i in range(len(quality_cams))]
+    timed = fps_summary(time_call(render_call(prepared, timing_cams, sh_degree=sh_degree), repeats, warmup=1),
+                        len(timing_cams))
+    tiny = full_row["tiny_renderer"]["best_fps"]
+    return {"case": name, "kind": kind, "gaussians": len(scene), "gaussians_rendered": len(reduced),
+            "sh_degree": sh_degree, "width": timing_cams.width, "height": timing_cams.height,
+            "cameras": len(timing_cams), "psnr_db": psnr(cheaper, full), "psnr_min_view_db": min(per_view),
+            "psnr_views": len(quality_cams), "psnr_bound_db": LOD_PSNR_BOUND, "within_bound": min(per_view) >= LOD_PSNR_BOUND,
+            "cpu": timed, "tiny_renderer_best_fps": tiny, "vs_tiny": timed["best_fps"] / tiny,
+            "speedup_vs_full": timed["best_fps"] / full_row["cpu"]["best_fps"], **extra}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case for our backend and TinyRenderer")
@@ -281,6 +308,26 @@ def main() -> None:
         lod["within_bound"] = lod["psnr_db"] >= LOD_PSNR_BOUND
         lods.append(lod)
     rows += lods
+    # view-dependent colour and a static level per image size (no per-camera work), on the
+    # trained scene: PSNR over 8 hemisphere views against the full render at SH 3
+    reduced = []
+    for size in (64, 128):
+        full_row = next(r for r in rows if r["case"] == f"trained {size}x{size} / 150k")
+        timing, quality = trained_cameras(size), trained_cameras(size, 8)
+        for degree in (0, 1):
+            reduced.append(reduced_row(f"trained {size}x{size} / 150k, SH {degree}", "sh", trained, trained, degree,
+                                       timing, quality, args.repeats, full_row))
+        focal = float(quality.K[0, 0, 0])
+        started = time.perf_counter()
+        pixel = pixel_size_beyond(trained, trained_kit.focus, trained_kit.view_radius, focal, 60.0)
+        level = decimate_for_resolution(trained, pixel_size=pixel, footprint_pixels=STATIC_LOD[0],
+                                        voxel_pixels=STATIC_LOD[1])
+        build_s = time.perf_counter() - started
+        reduced.append(reduced_row(f"trained {size}x{size} / 150k, static LOD + SH 0", "static_lod", trained, level, 0,
+                                   timing, quality, args.repeats, full_row, build_s=build_s,
+                                   footprint_pixels=STATIC_LOD[0], voxel_pixels=STATIC_LOD[1],
+                                   min_camera_distance=trained_kit.view_radius))
+    rows += reduced
     import pybullet
 
     pybullet.disconnect(client)
@@ -290,7 +337,7 @@ def main() -> None:
     print("\nFPS (frames per second, wall clock; 8-camera cases count frames); cpu = CPU ms per frame, all threads;"
           " unprep = render(scene) without prepare_scene\n" + header + "\n" + "-" * len(header))
     for row in rows:
-        if row["kind"] == "lod":
+        if row["kind"] in ("lod", "sh", "static_lod"):
             continue
         ours = row["cpu"]["best_fps"]
         tiny = row.get("tiny_renderer", {}).get("best_fps")
@@ -305,8 +352,14 @@ def main() -> None:
               f"{lod['gaussians_lod']} Gaussians, {lod['cpu']['best_fps']:.1f} FPS ({lod['speedup_vs_full']:.2f}x the full "
               f"scene), PSNR {lod['psnr_db']:.1f} dB vs full ({'within' if lod['within_bound'] else 'outside'} the "
               f"{LOD_PSNR_BOUND:.0f} dB bound)")
+    for row in reduced:
+        print(f"{row['case']:44s} {row['gaussians_rendered']:7d} Gaussians {row['cpu']['best_fps']:7.1f} FPS "
+              f"({row['vs_tiny']:.2f}x TinyRenderer, {row['speedup_vs_full']:.2f}x full), PSNR {row['psnr_db']:.1f} dB "
+              f"(worst view {row['psnr_min_view_db']:.1f}) vs full SH 3")
     print("\nbest ms per stage")
     for row in rows:
+        if "stages_ms" not in row:
+            continue
         stages = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row["stages_ms"].items())
         print(f"{row['case']:34s} {stages}")
 

@@ -5,7 +5,8 @@ Stages: normalise (up, floor, scale, clean-up; scene or object) -> objects (give
 automatic segmentation) -> scenery collision/visual meshes (render depth, TSDF) -> per object:
 carved solid, convex decomposition, mass properties, body frame at the centre of mass -> write
 (splats, OBJ meshes, URDFs, preview, manifest) into a temporary sibling folder that is renamed
-onto ``out_dir`` only when complete and validated by ``lyra_sim.sim.bundle.load_bundle``.
+onto ``out_dir`` only when complete and validated by ``lyra_sim.bundle.load_bundle`` (the manifest is
+written through ``lyra_sim.bundle.write_manifest``).
 
 An object scan (normalisation found no supported floor and one compact thing, or
 ``config.kind == "object"``) becomes an *object bundle* (manifest ``"kind": "object"``): its one
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lyra_sim.bundle.manifest import Manifest, write_manifest
 from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.converters.convex import convex_decomposition
@@ -270,8 +271,8 @@ def _publish(out_dir: Path, manifest: dict, stages: _Stages, write_files) -> Non
         write_started = time.perf_counter()
         write_files(folder)
         manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        from lyra_sim.sim.bundle import load_bundle
+        write_manifest(Manifest.from_dict(manifest, folder / "manifest.json"), folder)  # typed, validated against the files
+        from lyra_sim.bundle.loader import load_bundle
 
         load_bundle(folder)  # refuse to publish a bundle our own loader rejects
 

@@ -17,7 +17,8 @@ lyra_sim (geometry, scene io, sim.bundle, converters).
 
 from __future__ import annotations
 
-import json
+import copy
+import dataclasses
 import re
 import shutil
 import xml.etree.ElementTree as ElementTree
@@ -28,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lyra_sim.bundle.manifest import Bounds, Manifest, ObjectEntry, Pose, SourceInfo, SpawnRegion, write_manifest
 from lyra_sim.converters.export import _urdf_collisions, rpy_matrix
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
@@ -118,7 +120,7 @@ def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: 
     from lyra_sim.scene.gaussian_scene import GaussianScene
     from lyra_sim.scene.io import save_scene
     from lyra_sim.scene.transforms import transform_scene
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle.loader import load_bundle
 
     if not isinstance(name, str) or not _OBJECT_NAME.match(name) or name == "background":
         raise BundleError(f"object name {name!r} is not allowed: use letters, digits, '_', '.', '-' (and not 'background')")
@@ -137,39 +139,30 @@ def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: 
     position = np.array([0.0, 0.0, -low[2]])  # resting upright on z = 0 at the origin
     half = 0.5 * OBJECT_SLAB_SIZE
     slab = _box_mesh([0.0, 0.0, -0.5 * _SLAB_THICKNESS], np.eye(3), [OBJECT_SLAB_SIZE, OBJECT_SLAB_SIZE, _SLAB_THICKNESS])
-    entry = {
-        "name": name,
-        "splat": f"splats/{name}.ply",
-        "urdf": f"objects/{name}.urdf",
-        "collision_mesh": f"meshes/{name}_collision.obj",
-        "mass": float(mass),
-        "initial_pose": {"position": position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
-        "hulls": len(hulls),
-        "size": (high - low).tolist(),
-    }
-    if friction is not None:
-        entry["friction"] = float(friction)
-    manifest = {
-        "schema_version": 1,
-        "kind": "object",
-        "tool_version": __version__,
-        "units": "m",
-        "up_axis": "+Z",
-        "source": {"path": source, "sha256": None, "format": getattr(scene.metadata, "format", None), "frame": "z-up"},
-        "transform": np.eye(4).tolist(),
-        "bounds": {"min": [-half, -half, 0.0], "max": [half, half, float(high[2] - low[2])]},
-        "floor_height": 0.0,
-        "spawn_region": {"min": [-half, -half], "max": [half, half], "z": 0.0},
-        "background": {
-            "splat": "splats/background.ply",
-            "urdf": "scene.urdf",
-            "collision_mesh": "meshes/background_collision.obj",
-            "visual_mesh": "meshes/background_visual.obj",
-        },
-        "objects": [entry],
-        "build": {"object": {**(report or {}), "gaussians": len(scene), "volume": properties.volume, "inertia_full": properties.inertia.tolist()}},
-        **(manifest_extra or {}),
-    }
+    entry = ObjectEntry(
+        name=name,
+        splat=f"splats/{name}.ply",
+        urdf=f"objects/{name}.urdf",
+        collision_mesh=f"meshes/{name}_collision.obj",
+        mass=float(mass),
+        initial_pose=Pose(position, np.array([0.0, 0.0, 0.0, 1.0])),
+        hulls=len(hulls),
+        size=np.asarray(high - low, dtype=np.float64),
+        friction=None if friction is None else float(friction),
+    )
+    manifest = Manifest(
+        kind="object",
+        tool_version=__version__,
+        source=SourceInfo(path=source, sha256=None, format=getattr(scene.metadata, "format", None), frame="z-up"),
+        transform=np.eye(4),
+        bounds=Bounds(np.array([-half, -half, 0.0]), np.array([half, half, float(high[2] - low[2])])),
+        floor_height=0.0,
+        spawn_region=SpawnRegion(np.array([-half, -half]), np.array([half, half]), 0.0),
+        objects=[entry],
+        build={"object": {**(report or {}), "gaussians": len(scene), "volume": properties.volume, "inertia_full": properties.inertia.tolist()}},
+    )
+    if manifest_extra:  # top-level keys the caller adds or replaces (build_bundle of an object scan)
+        manifest = Manifest.from_dict({**manifest.to_dict(), **manifest_extra})
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as folder:
         for sub in ("splats", "meshes", "objects"):
@@ -182,7 +175,7 @@ def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: 
         write_obj(folder / "meshes" / f"{name}_collision.obj", [(f"{name}_hull{k}", hull) for k, hull in enumerate(hulls)],
                   header=f"lyra-sim object {name}: {len(hulls)} convex parts in the body frame (origin = centre of mass)")
         (folder / "objects" / f"{name}.urdf").write_text(object_urdf(name, f"../meshes/{name}_collision.obj", float(mass), properties.inertia))
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(manifest, folder)  # validated against the files just written
         load_bundle(folder)  # refuse to publish a bundle our own loader rejects
     return out_dir
 
@@ -198,10 +191,6 @@ def kit_object_bundle(kit, name: str, out_dir, gaussians: int = 4000, seed: int 
     samples = sample_surface_gaussians(obj.mesh, gaussians, seed=seed)
     hull = convex_hull(np.asarray(obj.mesh.vertices))
     return write_object_bundle(out_dir, name, samples.scene, [hull], obj.mass, source=f"kit {kit.kind} seed {kit.seed}, object {name}")
-
-
-def _manifest_kind(bundle) -> str:
-    return str(bundle.manifest.get("kind", "scene"))
 
 
 def _world_box(hulls: list[Mesh], position, orientation_xyzw) -> tuple[np.ndarray, np.ndarray]:
@@ -243,27 +232,27 @@ def compose(scene_bundle, placements: Sequence[ObjectPlacement], out_dir, *, pre
         BundleError: a bundle of the wrong kind, a point with no surface under it, an object
             overlapping another one at its initial pose, a name clash.
     """
-    from lyra_sim.sim.bundle import SimBundle, load_bundle
+    from lyra_sim.bundle.loader import SimBundle, load_bundle
 
     scene = scene_bundle if isinstance(scene_bundle, SimBundle) else load_bundle(scene_bundle)
-    if _manifest_kind(scene) != "scene":
-        raise BundleError(f"{scene.root}: is an {_manifest_kind(scene)!r} bundle; compose places objects into a scene bundle")
+    if scene.kind != "scene":
+        raise BundleError(f"{scene.root}: is an {scene.kind!r} bundle; compose places objects into a scene bundle")
     out_dir = Path(out_dir)
     if out_dir.resolve() == scene.root.resolve():
         raise BundleError(f"{out_dir}: the output must be a new folder, not the scene bundle itself")
     if not placements:
         raise BundleError("compose needs at least one object bundle to place")
-    manifest = json.loads(json.dumps(scene.manifest))
-    names = {entry["name"] for entry in manifest["objects"]}
+    manifest = copy.deepcopy(scene.manifest)
+    names = {entry.name for entry in manifest.objects}
     boxes = {obj.name: _world_box([m for _, m in read_obj(obj.collision_mesh)], obj.position, obj.orientation_xyzw) for obj in scene.objects}
     triangles = None
     added = []
     for placement in placements:
         source = load_bundle(placement.bundle)
-        if _manifest_kind(source) != "object" or len(source.objects) != 1:
-            raise BundleError(f"{source.root}: not an object bundle (kind {_manifest_kind(source)!r}, {len(source.objects)} objects); build one with an object scan")
+        if source.kind != "object" or len(source.objects) != 1:
+            raise BundleError(f"{source.root}: not an object bundle (kind {source.kind!r}, {len(source.objects)} objects); build one with an object scan")
         obj = source.objects[0]
-        entry = next(e for e in source.manifest["objects"] if e["name"] == obj.name)
+        entry = source.manifest.object(obj.name)
         at = np.asarray(placement.at, dtype=np.float64).ravel()
         if at.shape not in ((2,), (3,)) or not np.all(np.isfinite(at)):
             raise BundleError(f"{source.root}: placement must be (x, y) or (x, y, z) finite numbers, got {list(placement.at)}")
@@ -308,27 +297,26 @@ def compose(scene_bundle, placements: Sequence[ObjectPlacement], out_dir, *, pre
             shutil.copy2(obj.collision_mesh, folder / "meshes" / f"{name}_collision.obj")
             (folder / "objects").mkdir(exist_ok=True)
             _rewrite_object_urdf(obj.urdf, folder / "objects" / f"{name}.urdf", name, f"../meshes/{name}_collision.obj")
-            new_entry = {
-                **{k: v for k, v in entry.items() if k not in ("name", "splat", "urdf", "collision_mesh", "initial_pose")},
-                "name": name,
-                "splat": f"splats/{name}.ply",
-                "urdf": f"objects/{name}.urdf",
-                "collision_mesh": f"meshes/{name}_collision.obj",
-                "initial_pose": {"position": position.tolist(), "orientation_xyzw": orientation.tolist()},
-            }
-            manifest["objects"].append(new_entry)
+            manifest.objects.append(dataclasses.replace(
+                copy.deepcopy(entry),
+                name=name,
+                splat=f"splats/{name}.ply",
+                urdf=f"objects/{name}.urdf",
+                collision_mesh=f"meshes/{name}_collision.obj",
+                initial_pose=Pose(np.asarray(position, dtype=np.float64), np.asarray(orientation, dtype=np.float64)),
+            ))
             low, high = boxes[name]
-            manifest["bounds"]["min"] = np.minimum(manifest["bounds"]["min"], low).tolist()
-            manifest["bounds"]["max"] = np.maximum(manifest["bounds"]["max"], high).tolist()
-            manifest.setdefault("build", {}).setdefault("composition", []).append(
+            manifest.bounds = Bounds(np.minimum(manifest.bounds.min, low), np.maximum(manifest.bounds.max, high))
+            manifest.build = manifest.build or {}
+            manifest.build.setdefault("composition", []).append(
                 {"name": name, "object_bundle": str(Path(source.root).resolve()), "source_object": obj.name,
                  "at": at.tolist(), "yaw": placement.yaw, "surface_z": surface}
             )
-        manifest["kind"] = "scene"
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest.kind = "scene"
+        write_manifest(manifest, folder)
         composed = load_bundle(folder)
-        if preview and manifest.get("preview"):
-            _render_preview(composed, folder / manifest["preview"], load_scene)
+        if preview and manifest.preview:
+            _render_preview(composed, folder / manifest.preview, load_scene)
     return out_dir
 
 

@@ -171,7 +171,7 @@ def export_model(bundle) -> ExportModel:
 
     Inertia tensors are recomputed in full from each object's convex parts and its mass.
     """
-    from lyra_sim.sim.bundle import SimBundle, load_bundle
+    from lyra_sim.bundle.loader import SimBundle, load_bundle
 
     if not isinstance(bundle, SimBundle):
         bundle = load_bundle(bundle)
@@ -182,11 +182,11 @@ def export_model(bundle) -> ExportModel:
         mesh = _merged_obj(file)
         vertices = (mesh.vertices * scale) @ rotation.T + translation
         meshes.append((f"scene_mesh{index}", Mesh(vertices, mesh.faces)))
-    background = manifest["background"]
-    visual = _merged_obj(bundle.root / background["visual_mesh"]) if background.get("visual_mesh") else None
-    scenery = Scenery(meshes, boxes, visual, float(background.get("friction", DEFAULT_FRICTION)))
+    background = manifest.background
+    visual = _merged_obj(bundle.root / background.visual_mesh) if background.visual_mesh else None
+    scenery = Scenery(meshes, boxes, visual, DEFAULT_FRICTION if background.friction is None else background.friction)
     bodies = []
-    for entry, obj in zip(manifest["objects"], bundle.objects):
+    for entry, obj in zip(manifest.objects, bundle.objects):
         hulls = [mesh for _, mesh in read_obj(obj.collision_mesh)]
         if not hulls:
             raise BundleError(f"{obj.collision_mesh}: object {obj.name!r} has no convex parts")
@@ -203,7 +203,7 @@ def export_model(bundle) -> ExportModel:
                 inertia=properties.inertia,
                 position=obj.position,
                 orientation_wxyz=xyzw_to_wxyz(obj.orientation_xyzw / np.linalg.norm(obj.orientation_xyzw)),
-                friction=float(entry.get("friction", DEFAULT_FRICTION)),
+                friction=DEFAULT_FRICTION if entry.friction is None else entry.friction,
                 splat=obj.splat,
                 rgba=_object_rgba(obj.splat),
             )

@@ -31,43 +31,15 @@ import pybullet
 import torch
 from gymnasium import spaces
 
+# The bundle lookup and the process cache live in lyra_sim.bundle, the rotation helpers in
+# lyra_sim.rotations; tasks and earlier callers import resolve_bundle_path and yaw_of from here.
+from lyra_sim.bundle.lookup import load_bundle_assets, resolve_bundle_path  # noqa: F401
 from lyra_sim.envs import constants
 from lyra_sim.envs.observation import CameraMount, MeshBody, ObservationPipeline, RenderSettings
-from lyra_sim.errors import BundleError
 from lyra_sim.render.camera import Camera
-from lyra_sim.scene.gaussian_scene import GaussianScene
+from lyra_sim.rotations import yaw_of  # noqa: F401
 from lyra_sim.sim.world import reset_body_frame_pose
 from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
-
-# Bundles are immutable once built: load their Gaussians once per process and share them.
-_BUNDLE_CACHE: dict[tuple[str, float], tuple[Any, GaussianScene, list[GaussianScene]]] = {}
-
-
-def resolve_bundle_path(bundle: str | Path | None, default_name: str) -> Path:
-    """The directory of ``bundle``: a path, the name of a packaged bundle, or None for ``default_name``."""
-    if bundle is None:
-        bundle = default_name
-    candidate = Path(bundle).expanduser()
-    if not candidate.exists() and (constants.PACKAGED_BUNDLES_DIR / str(bundle)).exists():
-        candidate = constants.PACKAGED_BUNDLES_DIR / str(bundle)
-    if not (candidate / "manifest.json").is_file():
-        packaged = sorted(p.name for p in constants.PACKAGED_BUNDLES_DIR.glob("*") if (p / "manifest.json").is_file())
-        raise BundleError(
-            f"{candidate}: not a SimBundle (no manifest.json). Pass a bundle directory built with "
-            f"`lyra-sim build`, or one of the packaged bundles: {', '.join(packaged) or 'none installed'}"
-        )
-    return candidate.resolve()
-
-
-def load_bundle_assets(path: Path) -> tuple[Any, GaussianScene, list[GaussianScene]]:
-    """(SimBundle, background scene, body-frame object scenes), cached per bundle directory."""
-    from lyra_sim.sim.bundle import load_bundle
-
-    key = (str(path), (path / "manifest.json").stat().st_mtime)
-    if key not in _BUNDLE_CACHE:
-        bundle = load_bundle(path)
-        _BUNDLE_CACHE[key] = (bundle, bundle.background_scene(), [obj.scene() for obj in bundle.objects])
-    return _BUNDLE_CACHE[key]
 
 
 class LyraSimEnv(gymnasium.Env):
@@ -87,7 +59,7 @@ class LyraSimEnv(gymnasium.Env):
     | `physics_hz` | task's (120 or 60) | physics rate; `action_repeat` physics steps per `step()` (control at 30 Hz) |
     | `render_backend` | "auto" | splat renderer backend ("auto", "cpu", "gsplat", "reference") |
     | `render_width`, `render_height` | 256 | size of the `render()` image |
-    | `sh_degree` | None | SH degree used for rendering (None: all the bundle has) |
+    | `sh_degree` | "auto" | SH degree used for rendering: 0-3, None (all the bundle has) or "auto" (0 for observations of at most 128 px a side, all for `render()`; measured >= 40 dB against the full SH on a trained SH-3 scene) |
     | `background_color` | (0, 0, 0) | colour where no Gaussian covers a pixel |
     | `objects` | () | object bundles to add: `(folder, (x, y[, z])[, yaw])` or `ObjectPlacement` (see `lyra-sim compose`) |
     | `num_threads` | None | CPU renderer threads of this process (`lyra_sim.set_num_threads`); None: all cores, or 1 inside a subprocess worker (`AsyncVectorEnv`) |
@@ -114,7 +86,7 @@ class LyraSimEnv(gymnasium.Env):
         render_backend: RenderBackend = "auto",
         render_width: int = constants.DEFAULT_RENDER_SIZE,
         render_height: int = constants.DEFAULT_RENDER_SIZE,
-        sh_degree: int | None = None,
+        sh_degree: int | str | None = "auto",
         background_color: Sequence[float] = (0.0, 0.0, 0.0),
         objects: Sequence = (),
         num_threads: int | None = None,
@@ -128,6 +100,8 @@ class LyraSimEnv(gymnasium.Env):
         check_choice(robot_appearance, RobotAppearance, "robot_appearance")
         check_choice(renderer, EnvRenderer, "renderer")
         check_choice(render_backend, RenderBackend, "render_backend")
+        if not (sh_degree is None or sh_degree == "auto" or (isinstance(sh_degree, int) and 0 <= sh_degree <= 3)):
+            raise ValueError(f"sh_degree must be 0-3, None or 'auto', got {sh_degree!r}")
         if width < 8 or height < 8:
             raise ValueError(f"observation size must be at least 8x8, got {width}x{height}")
         physics_hz = self.default_physics_hz if physics_hz is None else physics_hz
@@ -158,10 +132,9 @@ class LyraSimEnv(gymnasium.Env):
 
             self.bundle_path = composed_bundle(self.bundle_path, objects).resolve()
         self.bundle, background, object_scenes = load_bundle_assets(self.bundle_path)
-        self.manifest: dict = self.bundle.manifest
-        self.floor_height = float(self.manifest.get("floor_height", 0.0))
-        bounds = self.manifest["bounds"]
-        self.bounds_min, self.bounds_max = np.asarray(bounds["min"], float), np.asarray(bounds["max"], float)
+        self.manifest = self.bundle.manifest  # typed: lyra_sim.bundle.Manifest
+        self.floor_height = self.manifest.floor_height
+        self.bounds_min, self.bounds_max = self.bundle.bounds
         self.scene_diagonal = float(np.linalg.norm(self.bounds_max - self.bounds_min))
 
         self.client_id = -1
@@ -170,11 +143,11 @@ class LyraSimEnv(gymnasium.Env):
 
         body_ids = load_into_pybullet(self.bundle, self.client_id)
         self.background_id = body_ids["background"]
-        self.object_names = [entry["name"] for entry in self.manifest["objects"]]
+        self.object_names = [obj.name for obj in self.bundle.objects]
         self.object_ids = [body_ids[name] for name in self.object_names]
         self.object_initial_poses = [
-            (tuple(entry["initial_pose"]["position"]), tuple(entry["initial_pose"]["orientation_xyzw"]))
-            for entry in self.manifest["objects"]
+            (tuple(obj.position.tolist()), tuple(obj.orientation_xyzw.tolist()))
+            for obj in self.bundle.objects
         ]
 
         self.instance_labels: dict[str, int] = {"background": constants.BACKGROUND_LABEL}
@@ -394,7 +367,3 @@ class LyraSimEnv(gymnasium.Env):
         observation = self.pipeline.images(rendered, index)
         observation["state"] = self._state().astype(np.float32)
         return observation
-
-
-# The rotation helpers live in lyra_sim.rotations; tasks import yaw_of from here.
-from lyra_sim.rotations import yaw_of  # noqa: E402,F401

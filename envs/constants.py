@@ -9,9 +9,9 @@ from importlib.resources import files
 from pathlib import Path
 
 # ----------------------------------------------------------------- packaged bundles
-# Built by scripts/make_default_bundle.py from the scene kits; shipped inside the wheel.
 ASSETS_DIR = Path(str(files("lyra_sim"))) / "assets"
-PACKAGED_BUNDLES_DIR = ASSETS_DIR / "bundles"
+# The packaged bundles' home is lyra_sim.bundle.lookup (built by scripts/make_default_bundle.py).
+from lyra_sim.bundle.lookup import PACKAGED_BUNDLES_DIR  # noqa: E402,F401
 NAVIGATE_DEFAULT_BUNDLE = "room"
 PUSH_DEFAULT_BUNDLE = "tabletop"
 
@@ -23,6 +23,11 @@ DEFAULT_ACTION_REPEAT = 4  # control at 30 Hz
 # ----------------------------------------------------------------- rendering
 DEFAULT_OBSERVATION_SIZE = 64  # pixels, square
 DEFAULT_RENDER_SIZE = 256  # the third-person ``render()`` view
+# sh_degree="auto": observations up to this size (px, largest side) use SH degree 0. On the
+# trained 150k SH-3 benchmark scene (8 hemisphere views) SH 0 against the full SH 3 measured
+# >= 41.8 dB at 64 px and >= 41.6 dB at 128 px (benchmarks/results/render.json), above the 35 dB
+# bound of issue 14, and it takes 40% off the projection stage.
+AUTO_SH0_MAX_SIZE = 128
 CAMERA_NEAR = 0.02  # m; also bounds TinyRenderer's depth buffer precision
 ROBOT_SPLAT_SPACING = 0.008  # m between robot-link Gaussians
 # Instance label of the static background; objects follow from 1, mesh-only bodies after them.

@@ -68,8 +68,22 @@ class RenderSettings:
     robot_appearance: str  # "splats" | "mesh"
     renderer: str  # "splat" | "tinyrenderer"
     backend: str
-    sh_degree: int | None
+    sh_degree: int | str | None  # 0-3, None (all the bundle has) or "auto" (see observation_sh_degree)
     background_color: torch.Tensor  # [3]
+
+    @property
+    def observation_sh_degree(self) -> int | None:
+        """SH degree of observation renders: with "auto", 0 for images of at most
+        ``constants.AUTO_SH0_MAX_SIZE`` px a side (view-dependent colour is what costs most in
+        projection, and at those sizes it is below the PSNR bound: see ``constants``), else all."""
+        if self.sh_degree == "auto":
+            return 0 if max(self.width, self.height) <= constants.AUTO_SH0_MAX_SIZE else None
+        return self.sh_degree
+
+    @property
+    def view_sh_degree(self) -> int | None:
+        """SH degree of ``render()`` (third-person) views: all the bundle has with "auto"."""
+        return None if self.sh_degree == "auto" else self.sh_degree
 
 
 class ObservationPipeline:
@@ -165,26 +179,27 @@ class ObservationPipeline:
         return tuple(modes)
 
     # ----------------------------------------------------------------- rendering
-    def render(self, camera: Camera, modes: Sequence[str]) -> dict[str, torch.Tensor]:
-        """A splat render of the composed scene (prepared once for the CPU backend)."""
+    def render(self, camera: Camera, modes: Sequence[str], sh_degree: int | None = None) -> dict[str, torch.Tensor]:
+        """A splat render of the composed scene (prepared once for the CPU backend) at
+        ``sh_degree`` (None: all the bundle has)."""
         from lyra_sim.render.api import render
 
         labels = self.composed.labels if "instance" in modes else None
         return render(self.composed.prepared, camera, modes=tuple(modes), backend=self.settings.backend,
-                      background=self.settings.background_color, sh_degree=self.settings.sh_degree, labels=labels)
+                      background=self.settings.background_color, sh_degree=sh_degree, labels=labels)
 
     def render_observation(self) -> dict[str, torch.Tensor] | None:
         """The splat render an observation is made from (None with ``renderer="tinyrenderer"``)."""
         if self.settings.renderer == "tinyrenderer":
             return None
-        return self.render(self.camera(), self.splat_modes())
+        return self.render(self.camera(), self.splat_modes(), self.settings.observation_sh_degree)
 
     def third_person(self, camera: Camera) -> np.ndarray:  # uint8 [H, W, 3]
         """The ``render()`` view of an env from ``camera``."""
         if self.settings.renderer == "tinyrenderer":
             return tinyrenderer_images(self.client_id, camera, segmentation=False)["rgb"]
         mesh = self.settings.robot_appearance == "mesh"
-        rendered = self.render(camera, ("rgb", "alpha", "depth") if mesh else ("rgb",))
+        rendered = self.render(camera, ("rgb", "alpha", "depth") if mesh else ("rgb",), self.settings.view_sh_degree)
         return to_uint8(self.composite_mesh_bodies(rendered, camera, 0)["rgb"] if mesh else rendered["rgb"][0])
 
     def composite_mesh_bodies(self, rendered: dict[str, torch.Tensor], camera: Camera, index: int) -> dict[str, torch.Tensor]:

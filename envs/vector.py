@@ -117,7 +117,7 @@ class LyraSimVectorEnv(VectorEnv):
         modes = first.pipeline.splat_modes()
         cameras = Camera.stack([env.pipeline.camera() for env in self.envs])
         rendered = render(self._prepared, cameras, modes=modes, backend=settings.backend,
-                          background=settings.background_color, sh_degree=settings.sh_degree,
+                          background=settings.background_color, sh_degree=settings.observation_sh_degree,
                           labels=self._labels if "instance" in modes else None, camera_ranges=self._ranges)
         return [(rendered, i) for i in range(self.num_envs)]
 

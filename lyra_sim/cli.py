@@ -3,8 +3,11 @@
 Each subcommand lives in ``lyra_sim/commands/<name>.py`` and defines:
 
 * ``Config``: a dataclass whose docstring is the subcommand's help and whose fields become
-  options. A field's ``metadata`` may hold ``help`` (required), ``positional=True``,
-  ``short="-o"`` and ``choices``.
+  options (declared with :func:`option`: ``help`` (required), ``positional=True``,
+  ``short="-o"``, ``choices``). A field declared with ``lyra_sim.options.settings_of(LibraryConfig)``
+  holds a library config: the fields that config offers to the CLI (``setting(..., cli=...)``)
+  become options with the library's own defaults and help, and ``run`` receives the built
+  library config. Nothing is copied by hand and no default is written twice.
 * ``run(config) -> int``: does the job and returns the exit status.
 
 Add a subcommand by adding its name to ``COMMANDS`` (``build-many`` lives in ``build_many.py``).
@@ -19,22 +22,38 @@ import os
 import sys
 import typing
 
+from lyra_sim.errors import LyraSimError
+from lyra_sim.options import setting
+
 COMMANDS = ["info", "convert", "render", "build", "build-many", "compose", "export", "reconstruct", "distill", "generate", "demo", "view"]
 
 
 def option(help: str, default=dataclasses.MISSING, *, positional: bool = False, short: str | None = None, choices=None, **kw):
-    """A dataclass field carrying its CLI help; use it for every ``Config`` field."""
-    metadata = {"help": help, "positional": positional, "short": short, "choices": choices}
-    if default is dataclasses.MISSING and "default_factory" not in kw:
-        return dataclasses.field(metadata=metadata, **kw)
-    return dataclasses.field(default=default, metadata=metadata, **kw)
+    """A command ``Config`` field carrying its CLI help (``lyra_sim.options.setting``, always offered)."""
+    return setting(default, help=help, cli=True, short=short, positional=positional, choices=choices, **kw)
+
+
+def _cli_fields(config_cls) -> list[tuple[str, str, dataclasses.Field, type]]:
+    """(dest, option name, field, type) of every option of a command ``Config``: its own fields,
+    and the CLI-offered fields of the library configs it nests (dest ``group.field``)."""
+    hints = typing.get_type_hints(config_cls)
+    options = []
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get("group"):
+            group_cls = hints[f.name]
+            group_hints = typing.get_type_hints(group_cls)
+            for inner in dataclasses.fields(group_cls):
+                cli = inner.metadata.get("cli", False)
+                if cli:
+                    options.append((f"{f.name}.{inner.name}", inner.name if cli is True else cli, inner, group_hints[inner.name]))
+        else:
+            options.append((f.name, f.name, f, hints[f.name]))
+    return options
 
 
 def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
-    hints = typing.get_type_hints(config_cls)
-    for f in dataclasses.fields(config_cls):
+    for dest, name, f, kind in _cli_fields(config_cls):
         meta = f.metadata
-        kind = hints[f.name]
         origin, args = typing.get_origin(kind), typing.get_args(kind)
         if type(None) in args:  # Optional[X]: the option takes an X
             kind = next(a for a in args if a is not type(None))
@@ -44,16 +63,22 @@ def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
             kwargs["choices"] = meta["choices"]
         elif origin is typing.Literal:
             kwargs["choices"] = list(args)
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if meta.get("cli_default", dataclasses.MISSING) is not dataclasses.MISSING:
+            has_default, default = True, meta["cli_default"]
+        else:
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif origin in (list, tuple):
-            kwargs["nargs"] = "+"
+            fixed = origin is tuple and args and Ellipsis not in args
+            kwargs["nargs"] = len(args) if fixed else "+"
             kwargs["type"] = args[0] if args else str
         elif origin is not typing.Literal:
             kwargs["type"] = kind
+        if "type" in kwargs and not meta.get("positional"):
+            kwargs["metavar"] = name.upper()  # not the dotted dest of a nested config's field
         if has_default or kind is bool or origin in (list, tuple):
             kwargs["default"] = default
         if has_default and kwargs["help"] and default is not None and default is not False:
@@ -61,10 +86,31 @@ def _add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         if meta.get("positional"):
             if has_default:
                 kwargs["nargs"] = "?"
-            parser.add_argument(f.name, **kwargs)
+            parser.add_argument(dest, **kwargs)
         else:
-            names = [f"--{f.name.replace('_', '-')}"] + ([meta["short"]] if meta.get("short") else [])
-            parser.add_argument(*names, dest=f.name, required=not has_default, **kwargs)
+            names = [f"--{name.replace('_', '-')}"] + ([meta["short"]] if meta.get("short") else [])
+            parser.add_argument(*names, dest=dest, required=not has_default, **kwargs)
+
+
+def config_from_arguments(config_cls, values: dict):
+    """The command ``Config`` from parsed values (``dest -> value``); nested library configs are
+    built from their offered fields (the rest keep the library defaults). A library config's
+    ValueError names the bad option."""
+    hints = typing.get_type_hints(config_cls)
+    kwargs, groups = {}, {}
+    for dest, value in values.items():
+        group, _, field_name = dest.rpartition(".")
+        if group:
+            groups.setdefault(group, {})[field_name] = tuple(value) if isinstance(value, list) else value
+        else:
+            kwargs[dest] = value
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get("group"):
+            try:
+                kwargs[f.name] = hints[f.name](**groups.get(f.name, {}))
+            except ValueError as error:
+                raise LyraSimError(f"invalid {f.name} options: {error}") from None
+    return config_cls(**kwargs)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -95,19 +141,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lyra_sim.errors import LyraSimError
-
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
     module = modules[args.command]
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
+    values = {dest: getattr(args, dest) for dest, *_ in _cli_fields(module.Config)}
     debug = bool(getattr(args, "debug", False)) or os.environ.get("LYRA_SIM_DEBUG", "") not in ("", "0")
     prefix = f"lyra-sim {args.command}"
     try:
-        return int(module.run(module.Config(**values)) or 0)
+        return int(module.run(config_from_arguments(module.Config, values)) or 0)
     except LyraSimError as error:
         if debug:
             raise

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.options import setting
+from lyra_sim.typed import RenderBackend
 
 
 @dataclass
@@ -41,18 +43,18 @@ class DemoConfig:
         backend: renderer backend ("auto": gsplat with CUDA, else the CPU backend).
     """
 
-    out: str = "demo_out"
+    out: str = setting("demo_out", help="output folder (replaced when the demo finishes)", cli=True, short="-o")
     kit: str = "tabletop"
-    seed: int = 0
-    photo_size: int = 96
-    photo_count: int = 56
-    reconstruction_seconds: float = 150.0
+    seed: int = setting(0, help="scene layout and training seed", cli=True)
+    photo_size: int = setting(96, help="width = height of the rendered photos in pixels", cli=True)
+    photo_count: int = setting(56, help="number of photos (every 8th is held out)", cli=True)
+    reconstruction_seconds: float = setting(150.0, help="CPU time budget of the reconstruction in seconds", cli=True)
     reconstruction_iterations: int = 4000
     max_gaussians: int = 60_000
-    observation_size: int = 96
-    rollout_steps: int = 60
+    observation_size: int = setting(96, help="width = height of the env observations", cli=True)
+    rollout_steps: int = setting(60, help="steps per env rollout", cli=True)
     mesh_threshold: float = 0.01
-    backend: str = "auto"
+    backend: RenderBackend = setting("auto", help="renderer backend", cli=True)
 
 
 @dataclass
@@ -99,7 +101,7 @@ def _mesh_render(bundle_path: Path, cameras) -> np.ndarray:
     """Shaded TinyRenderer images [C,H,W,3] of the bundle's collision geometry, as PyBullet loads it."""
     import pybullet
 
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.sim.world import load_into_pybullet
 
     client = pybullet.connect(pybullet.DIRECT)
@@ -194,7 +196,7 @@ def run_demo(config: DemoConfig) -> Path:
     from lyra_sim.kits.evaluation import bundle_mesh_accuracy, object_masks_near_truth
     from lyra_sim.render.api import render
     from lyra_sim.scene.io import save_scene
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     record = _Record()
     out = Path(config.out)

@@ -23,7 +23,7 @@ from lyra_sim.geometry.mesh import read_obj
 from lyra_sim.geometry.metrics import compare_point_sets, sample_surface
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.transforms import transform_scene
-from lyra_sim.sim.bundle import load_bundle, summarize_bundle
+from lyra_sim.bundle import load_bundle, summarize_bundle
 
 BOXES = ((-0.2, -0.15, 0.0, 0.2, 0.2, 0.15), (0.2, 0.15, 0.0, 0.15, 0.2, 0.3))
 BALL = (0.2, -0.2, 0.08)

@@ -15,7 +15,7 @@ import pytest
 
 from lyra_sim.errors import BundleError
 from lyra_sim.kits.minimal_bundle import CUBE_OBJ, write_minimal_bundle
-from lyra_sim.sim.bundle import load_bundle
+from lyra_sim.bundle import load_bundle
 
 
 @pytest.fixture

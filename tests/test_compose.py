@@ -12,7 +12,7 @@ import pytest
 from lyra_sim.converters.compose import ObjectPlacement, compose, kit_object_bundle, surface_height
 from lyra_sim.envs.constants import PACKAGED_BUNDLES_DIR
 from lyra_sim.errors import BundleError
-from lyra_sim.sim.bundle import load_bundle
+from lyra_sim.bundle import load_bundle
 
 TABLETOP = PACKAGED_BUNDLES_DIR / "tabletop"
 
@@ -28,7 +28,7 @@ def cube_bundle(tmp_path_factory):
 def test_object_bundle_follows_the_shared_format(cube_bundle):
     bundle = load_bundle(cube_bundle)
     manifest = bundle.manifest
-    assert manifest["kind"] == "object" and manifest["schema_version"] == 1 and len(bundle.objects) == 1
+    assert manifest.kind == "object" and manifest.schema_version == 1 and len(bundle.objects) == 1
     obj = bundle.objects[0]
     assert len(bundle.background_scene()) == 0  # an empty background splat is valid
     # Resting upright on the ground at the origin: the lowest hull point is on z = 0.
@@ -55,14 +55,14 @@ def test_compose_rests_objects_on_the_table_and_renames(tmp_path, cube_bundle):
     names = [o.name for o in bundle.objects]
     assert names[: len(scene.objects)] == [o.name for o in scene.objects]
     assert names[-2:] == ["object_0_2", "object_0_3"]  # the scene already has an object_0
-    composition = bundle.manifest["build"]["composition"]
+    composition = bundle.manifest.build["composition"]
     assert 0.60 < composition[0]["surface_z"] < 0.64 and composition[1]["surface_z"] is None
     cube = load_bundle(cube_bundle).objects[0]
     np.testing.assert_allclose(bundle.object("object_0_2").position, [-0.3, 0.2, composition[0]["surface_z"] + cube.position[2]], atol=1e-9)
     np.testing.assert_allclose(bundle.object("object_0_3").position, [-0.3, -0.2, 0.7 + cube.position[2]], atol=1e-9)
     np.testing.assert_allclose(bundle.object("object_0_3").orientation_xyzw, [0, 0, np.sin(0.25), np.cos(0.25)], atol=1e-9)
     assert len(bundle.object("object_0_2").scene()) == len(cube.scene())
-    assert bundle.manifest["bounds"]["min"][0] <= -0.3 - 0.03
+    assert bundle.manifest.bounds.min[0] <= -0.3 - 0.03
     assert (out / "objects" / "object_0_2.urdf").read_text().count("object_0_2_collision.obj") == 2
 
 

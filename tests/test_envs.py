@@ -327,3 +327,31 @@ def test_env_num_threads_argument_sets_the_renderer_threads():
     finally:
         env.close()
         lyra_sim.set_num_threads(previous)
+
+
+def test_sh_degree_auto_drops_view_dependence_for_small_observations_only(monkeypatch):
+    import dataclasses
+
+    import lyra_sim.render.api as api
+
+    env = NavigateEnv(render_mode="rgb_array", render_width=32, render_height=32, **SMALL)  # sh_degree="auto"
+    settings = env.pipeline.settings
+    assert settings.sh_degree == "auto" and settings.observation_sh_degree == 0 and settings.view_sh_degree is None
+    large = dataclasses.replace(settings, width=lyra_sim.envs.constants.AUTO_SH0_MAX_SIZE + 1)
+    assert large.observation_sh_degree is None  # large observations keep all the bundle's bands
+    seen = []
+    original = api.render
+    monkeypatch.setattr(api, "render", lambda *args, **kwargs: seen.append(kwargs["sh_degree"]) or original(*args, **kwargs))
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    assert seen and set(seen) == {0}
+    seen.clear()
+    env.render()
+    assert seen == [None]
+    env.close()
+    explicit = NavigateEnv(sh_degree=None, **SMALL)
+    assert explicit.pipeline.settings.observation_sh_degree is None and explicit.pipeline.settings.view_sh_degree is None
+    explicit.close()
+    for bad in (4, "full", 1.5):
+        with pytest.raises(ValueError, match="sh_degree"):
+            NavigateEnv(sh_degree=bad, **SMALL)

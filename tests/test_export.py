@@ -18,7 +18,7 @@ from lyra_sim.geometry.mesh import Mesh, read_obj
 from lyra_sim.rotations import quat_wxyz_to_matrix
 from lyra_sim.scene.gaussian_scene import GaussianScene
 from lyra_sim.scene.io import load_scene
-from lyra_sim.sim.bundle import load_bundle
+from lyra_sim.bundle import load_bundle
 
 mujoco = pytest.importorskip("mujoco", reason="needs mujoco (pip install 'lyra-sim[mujoco]')")
 

@@ -13,6 +13,7 @@ OLD_TO_NEW = {
     "lyra_sim.generate.reconstruct": "lyra_sim.reconstruct.trainer",
     "lyra_sim.generate.densify": "lyra_sim.reconstruct.densify",
     "lyra_sim.generate.losses": "lyra_sim.reconstruct.losses",
+    "lyra_sim.sim.bundle": "lyra_sim.bundle.loader",
 }
 
 

@@ -139,7 +139,7 @@ def test_camera_floaters_are_removed(tabletop):
 def test_object_scan_becomes_an_upright_object_bundle(duck, tmp_path):
     import pybullet
 
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     scene, truth = disguise(duck.scene, "opencv", 5, cameras=False)
     path = save_scene(scene, tmp_path / "duck_scan.ply")
@@ -181,8 +181,9 @@ def test_object_scan_becomes_an_upright_object_bundle(duck, tmp_path):
 
     cramped = tmp_path / "cramped"
     shutil.copytree(bundle_path, cramped)
-    manifest["spawn_region"] = {"min": [-0.15, -0.15], "max": [0.15, 0.15], "z": 0.0}
-    (cramped / "manifest.json").write_text(json.dumps(manifest))
+    document = manifest.to_dict()
+    document["spawn_region"] = {"min": [-0.15, -0.15], "max": [0.15, 0.15], "z": 0.0}
+    (cramped / "manifest.json").write_text(json.dumps(document))
     with pytest.raises(BundleError, match=r"cramped: (no free floor cell|Navigate needs a free floor region of at least 20 cells.*too few free cells)"):
         gymnasium.make("LyraSim/Navigate-v0", bundle=str(cramped), width=16, height=16, render_backend="cpu").reset(seed=0)
 

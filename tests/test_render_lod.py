@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from lyra_sim.render.camera import orbit_cameras
-from lyra_sim.render.lod import decimate_for_resolution, measure_decimation, psnr, world_pixel_size
+from lyra_sim.render.lod import decimate_for_resolution, measure_decimation, pixel_size_beyond, psnr, world_pixel_size
 from lyra_sim.scene.gaussian_scene import GaussianScene, matrix_to_quat, quat_to_matrix
 
 
@@ -93,3 +95,45 @@ def test_decimation_validates_arguments_and_psnr():
     image = torch.rand(1, 4, 4, 3)
     assert psnr(image, image) == float("inf")
     assert psnr(torch.zeros(1, 2, 2, 3), torch.full((1, 2, 2, 3), 0.1)) == pytest.approx(20.0)
+
+
+def test_pixel_size_beyond_is_a_lower_bound_over_cameras_at_that_distance():
+    scene = textured_sphere(2000, radius=0.5)
+    focal = 16.0 / math.tan(math.radians(20.0))  # 32 px, 40 degrees
+    pixel = pixel_size_beyond(scene, [0.0, 0.0, 0.0], 4.0, focal, fov_deg=40.0)
+    half_diagonal = math.atan(math.tan(math.radians(20.0)) * 2**0.5)
+    expected = (4.0 - scene.means.norm(dim=1)) * math.cos(half_diagonal) / focal
+    assert torch.allclose(pixel, expected, rtol=1e-5)
+    # every camera at distance >= 4 sees each Gaussian at least that coarse
+    for radius in (4.0, 7.0):
+        cams = orbit_cameras([0.0, 0.0, 0.0], radius * 0.8, radius * 0.6, 4, fov_deg=40.0, width=32, image_height=32)
+        assert bool((world_pixel_size(scene, cams) >= pixel - 1e-7).all())
+        assert float((world_pixel_size(scene, cams) / pixel).min()) < 1.3 * radius / 4.0  # and not loose
+    near_and_far = GaussianScene.concat([scene, GaussianScene.from_activated(torch.tensor([[5.0, 0.0, 0.0]]), torch.rand(1, 3),
+                                                                             torch.tensor([0.5]), torch.full((1, 3), 1e-4))])
+    assert float(pixel_size_beyond(near_and_far, [0.0, 0.0, 0.0], 4.0, 32.0)[-1]) == 0.0  # a camera may touch it
+    with pytest.raises(ValueError, match="min_distance"):
+        pixel_size_beyond(scene, [0.0, 0.0, 0.0], 0.0, 32.0)
+
+
+def test_a_static_level_serves_every_camera_beyond_its_distance():
+    scene = textured_sphere(12000)
+    pixel = pixel_size_beyond(scene, [0.0, 0.0, 0.0], 6.0, 16.0 / math.tan(math.radians(20.0)), fov_deg=40.0)
+    level = decimate_for_resolution(scene, pixel_size=pixel, voxel_pixels=0.5)
+    assert len(level) < 0.6 * len(scene)
+    for radius in (6.1, 9.0):
+        cams = orbit_cameras([0.0, 0.0, 0.0], radius * 0.95, radius * 0.3, 3, fov_deg=40.0, width=32, image_height=32)
+        assert measure_decimation(scene, level, cams, backend="cpu")["psnr_db"] > 25.0
+
+
+def test_per_gaussian_pixel_sizes_are_checked_and_zero_keeps_a_gaussian():
+    scene = textured_sphere(3000, radius=0.2)
+    pixel = torch.full((len(scene),), 0.05)
+    pixel[:100] = 0.0
+    decimated = decimate_for_resolution(scene, pixel_size=pixel)
+    assert len(decimated) < len(scene)
+    assert torch.equal(decimated.means[:100], scene.means[:100])  # kept rows come first, in order
+    with pytest.raises(ValueError, match=r"shape \[N\]"):
+        decimate_for_resolution(scene, pixel_size=torch.ones(5))
+    with pytest.raises(ValueError, match=">= 0"):
+        decimate_for_resolution(scene, pixel_size=-pixel - 1)

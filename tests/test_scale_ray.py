@@ -64,7 +64,7 @@ def test_build_many_isolates_a_corrupt_file_scores_against_truth_and_resumes(tmp
     for name, source in (("kitchen", good_a), ("garage", good_b)):
         manifest = json.loads((out / name / "manifest.json").read_text())
         assert manifest["source"]["path"] == str(source)
-        from lyra_sim.sim.bundle import load_bundle
+        from lyra_sim.bundle import load_bundle
 
         assert len(load_bundle(out / name).background_scene()) > 1000
 

@@ -198,7 +198,7 @@ def server():
 
 
 def test_bundle_viewer_layers_toggles_and_our_render(server, episode_file):
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import RenderSettings, Viewer
 
     bundle = load_bundle(ROOM)
@@ -245,7 +245,7 @@ def test_bundle_capture_cameras_are_drawn_where_they_are(server, tmp_path):
     import json
     import shutil
 
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import Viewer
 
     bundle_dir = shutil.copytree(ROOM, tmp_path / "room")
@@ -276,7 +276,7 @@ def test_bundle_capture_cameras_are_drawn_where_they_are(server, tmp_path):
 def test_object_bundle_viewer_with_empty_background(server, tmp_path):
     from lyra_sim.converters.compose import kit_object_bundle
     from lyra_sim.kits.layouts import make_scene
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import RenderSettings, Viewer
 
     bundle = load_bundle(kit_object_bundle(make_scene("tabletop", seed=0), "object_0", tmp_path / "cube", gaussians=1500))
@@ -310,7 +310,7 @@ def test_scene_file_viewer_shows_detection(server, tmp_path):
 
 
 def test_episode_on_another_bundle_says_what_is_missing(server, episode_file):
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
     from lyra_sim.viewer.app import Viewer
 
     viewer = Viewer(server)

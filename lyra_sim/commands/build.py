@@ -75,7 +75,7 @@ def run(config: Config) -> int:
     from lyra_sim.commands.checks import check_output
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.scene.io import load_scene
-    from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
+    from lyra_sim.bundle import format_bundle_summary, summarize_bundle
 
     build_config = config.build_config(crop=tuple(config.crop) if config.crop else None)
     check_output(config.output, "--output", kind="folder")

@@ -49,12 +49,12 @@ def placements_from_numbers(objects: list[str], at: list[float], yaw: list[float
 
 def run(config: Config) -> int:
     from lyra_sim.converters.compose import compose
-    from lyra_sim.envs.base import resolve_bundle_path
+    from lyra_sim.bundle import resolve_bundle_path
 
     scene = resolve_bundle_path(config.scene, config.scene)
     placements = placements_from_numbers(config.objects, config.at, config.yaw)
     out = compose(scene, placements, Path(config.out), preview=config.preview)
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     bundle = load_bundle(out)
     for obj in bundle.objects[len(bundle.objects) - len(placements):]:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from lyra_sim.cli import option
 from lyra_sim.errors import LyraSimError
-from lyra_sim.typed import DecoderPreset, DistillTarget, KitKind, RenderBackend
+from lyra_sim.generate.distill import DistillConfig
+from lyra_sim.options import settings_of
+from lyra_sim.typed import DecoderPreset, DistillTarget, KitKind
 from lyra_sim.io_utils import write_json
 
 RANDOM_VAE_PREFIX = "random-"
@@ -41,9 +43,6 @@ class Config:
     vae: str = option(help="VAE folder, or random-cosmos / random-wan", default="random-cosmos")
     preset: DecoderPreset = option(help="decoder size", default="tiny")
     gaussian_upsample: int = option(help="Gaussians per latent pixel along each axis", default=1)
-    steps: int = option(help="training steps", default=500)
-    learning_rate: float = option(help="AdamW learning rate", default=1e-3)
-    views_per_step: int = option(help="frames rendered per step", default=8)
     input_views: int = option(help="input viewpoints around the scene (one teacher sample each)", default=4)
     held_out_views: int = option(help="extra input viewpoints kept for evaluation", default=1)
     frames: int = option(help="frames per trajectory video (1 + k * the VAE's temporal compression)", default=9)
@@ -52,12 +51,8 @@ class Config:
     fov: float = option(help="vertical field of view of the frames, degrees", default=60.0)
     orbit_degrees: float = option(help="orbit angle of the trajectories, degrees", default=30.0)
     target: DistillTarget = option(help="reproduce the rendered frames or the VAE's decoding of them", default="rendered")
-    backend: RenderBackend = option(help="splat renderer for the teacher and the training renders", default="auto")
-    lpips_weights: str | None = option(help="local LPIPS weight file (LPIPS is off without it)", default=None)
-    checkpoint_every: int = option(help="checkpoint every N steps (0: only at the end)", default=0)
     resume: str | None = option(help="checkpoint folder to resume from", default=None)
-    time_budget: float | None = option(help="stop after this many seconds", default=None)
-    seed: int = option(help="random seed", default=0)
+    training: DistillConfig = settings_of(DistillConfig)
     progress: bool = option(help="show progress bars", default=True)
 
 
@@ -93,31 +88,28 @@ def run(config: Config) -> int:
     check_output(config.out, "--out", kind="folder")
 
     from lyra_sim.generate.decoder import GaussianDecoder, decoder_config
-    from lyra_sim.generate.distill import DistillConfig, Distiller
+    from lyra_sim.generate.distill import Distiller
     from lyra_sim.generate.teachers import SceneTeacher, input_views_around
     from lyra_sim.io_utils import atomic_path
     from lyra_sim.render.camera import intrinsics_from_fov
 
-    torch.manual_seed(config.seed)
+    training = config.training
+    torch.manual_seed(training.seed)
     scene, source = _scene_from_config(config)
-    vae = build_vae(config.vae, config.seed)
+    vae = build_vae(config.vae, training.seed)
     try:
         vae.check_video_size(config.frames, config.height, config.width)
     except ValueError as error:
         raise LyraSimError(str(error)) from None
     K = intrinsics_from_fov(config.fov, config.width, config.height)
-    viewmats = input_views_around(scene, config.input_views + config.held_out_views, config.fov, config.width, config.height, seed=config.seed)
+    viewmats = input_views_around(scene, config.input_views + config.held_out_views, config.fov, config.width, config.height, seed=training.seed)
     common = dict(K=K, width=config.width, height=config.height, num_frames=config.frames, orbit_degrees=config.orbit_degrees,
-                  target=config.target, backend=config.backend)
+                  target=config.target, backend=training.backend)
     teacher = SceneTeacher(scene, vae, viewmats[: config.input_views], **common)
     held_out = SceneTeacher(scene, vae, viewmats[config.input_views :], **common) if config.held_out_views else None
 
     out = Path(config.out)
     decoder = GaussianDecoder(decoder_config(config.preset, vae.kind, gaussian_upsample=config.gaussian_upsample))
-    training = DistillConfig(
-        steps=config.steps, learning_rate=config.learning_rate, views_per_step=config.views_per_step, backend=config.backend,
-        lpips_weights=config.lpips_weights, checkpoint_every=config.checkpoint_every, seed=config.seed, time_budget_s=config.time_budget,
-    )
     distiller = Distiller(decoder, teacher, training, output_dir=out)
     if config.resume:
         distiller.load_checkpoint(config.resume)

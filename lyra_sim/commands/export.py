@@ -29,7 +29,7 @@ class Config:
 
 def run(config: Config) -> int:
     from lyra_sim.converters.export import export
-    from lyra_sim.envs.base import resolve_bundle_path
+    from lyra_sim.bundle import resolve_bundle_path
 
     bundle = resolve_bundle_path(config.bundle, config.bundle)
     started = time.perf_counter()

@@ -155,7 +155,7 @@ def run(config: Config) -> int:
     path = Path(config.path)
     # Folders and files are separate branches so other folder kinds (bundles) slot in here.
     if path.is_dir() and (path / "manifest.json").is_file():
-        from lyra_sim.sim.bundle import format_bundle_summary, summarize_bundle
+        from lyra_sim.bundle import format_bundle_summary, summarize_bundle
 
         summary = summarize_bundle(path)
         print(json.dumps(summary) if config.json else format_bundle_summary(summary))

@@ -10,53 +10,11 @@ Importing an old path warns (DeprecationWarning) and gives the new module itself
 either name patches the same object.
 """
 
-from __future__ import annotations
+from lyra_sim._moved import alias_moved_modules
 
-import importlib
-import importlib.abc
-import importlib.util
-import sys
-import warnings
-
-_MOVED = {
+__getattr__ = alias_moved_modules(__name__, {
     "datasets": "lyra_sim.photos",
     "reconstruct": "lyra_sim.reconstruct.trainer",
     "densify": "lyra_sim.reconstruct.densify",
     "losses": "lyra_sim.reconstruct.losses",
-}
-
-
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Resolves ``lyra_sim.generate.<old>`` to the module it moved to (no file at the old path,
-    so git follows the moves and no copy can drift)."""
-
-    def __init__(self) -> None:
-        self._real_specs: dict = {}
-
-    def find_spec(self, fullname, path=None, target=None):
-        package, _, name = fullname.rpartition(".")
-        if package != __name__ or name not in _MOVED:
-            return None
-        return importlib.util.spec_from_loader(fullname, self)
-
-    def create_module(self, spec):
-        new_name = _MOVED[spec.name.rpartition(".")[2]]
-        warnings.warn(f"{spec.name} moved to {new_name}; the old path goes away in lyra-sim 0.2",
-                      DeprecationWarning, stacklevel=2)
-        module = importlib.import_module(new_name)
-        self._real_specs[spec.name] = module.__spec__
-        return module
-
-    def exec_module(self, module):
-        # The import system stamped the alias spec on the real module: give it back its own.
-        module.__spec__ = self._real_specs[module.__spec__.name]
-
-
-if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
-    sys.meta_path.append(_MovedModuleFinder())
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+})

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lyra_sim.errors import MissingWeightsError
-from lyra_sim.reconstruct.losses import psnr_per_image
 from lyra_sim.generate.decoder import DecodedGaussians, GaussianDecoder, load_decoder, save_decoder
 from lyra_sim.generate.teachers import Teacher, TeacherSample
 from lyra_sim.io_utils import atomic_path, write_json
+from lyra_sim.options import setting
+from lyra_sim.reconstruct.losses import psnr_per_image
 from lyra_sim.typed import RenderBackend
 
 
@@ -137,23 +138,23 @@ class DistillConfig:
         time_budget_s: stop early after this many seconds (None: run all steps).
     """
 
-    steps: int = 1000
-    learning_rate: float = 1e-3
+    steps: int = setting(1000, help="training steps", cli=True, cli_default=500)
+    learning_rate: float = setting(1e-3, help="AdamW learning rate", cli=True)
     weight_decay: float = 0.01
     warmup_steps: int = 20
     grad_clip: float = 1.0
-    views_per_step: int = 8
+    views_per_step: int = setting(8, help="frames rendered per step", cli=True)
     rgb_weight: float = 1.0
     lpips_weight: float = 0.5
     depth_weight: float = 0.05
     opacity_weight: float = 0.001
-    lpips_weights: str | None = None
+    lpips_weights: str | None = setting(None, help="local LPIPS weight file (LPIPS is off without it)", cli=True)
     prune_from_step: int | None = None
     prune_opacity: float = 0.005
-    backend: RenderBackend = "auto"
-    checkpoint_every: int = 0
-    seed: int = 0
-    time_budget_s: float | None = None
+    backend: RenderBackend = setting("auto", help="splat renderer for the teacher and the training renders", cli=True)
+    checkpoint_every: int = setting(0, help="checkpoint every N steps (0: only at the end)", cli=True)
+    seed: int = setting(0, help="random seed", cli=True)
+    time_budget_s: float | None = setting(None, help="stop after this many seconds", cli="time_budget")
 
 
 @dataclass

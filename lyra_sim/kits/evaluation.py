@@ -54,7 +54,7 @@ def bundle_collision_mesh(bundle) -> "trimesh.Trimesh":  # noqa: F821
     mesh and every object's convex parts at its initial pose (the ground slab is not included)."""
     import trimesh
 
-    parts = [trimesh.load(bundle.root / bundle.manifest["background"]["collision_mesh"], force="mesh", process=False)]
+    parts = [trimesh.load(bundle.collision_mesh, force="mesh", process=False)]
     for obj in bundle.objects:
         pose = np.eye(4)
         pose[:3, :3] = quat_xyzw_to_matrix(obj.orientation_xyzw)

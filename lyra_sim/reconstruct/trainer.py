@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from lyra_sim.io_utils import atomic_path
+from lyra_sim.options import setting
 from lyra_sim.photos.dataset import PhotoDataset
 from lyra_sim.reconstruct import densify
 from lyra_sim.reconstruct.losses import masked_depth_l1, photometric_loss, psnr_per_image, ssim
@@ -69,13 +70,13 @@ class ReconstructionConfig:
         seed: seeds initialisation, view order and density control.
     """
 
-    iterations: int = 3000
+    iterations: int = setting(3000, help="optimisation steps", cli=True)
     batch_size: int = 1
-    density_control: DensityControl = "mcmc"
-    init: ReconstructionInit = "auto"
+    density_control: DensityControl = setting("mcmc", help="MCMC relocation (fixed budget) or adaptive density control", cli=True)
+    init: ReconstructionInit = setting("auto", help="initial Gaussians: dataset points, depth back-projection or random", cli=True)
     init_count: int = 30_000
-    max_gaussians: int = 150_000
-    sh_degree: int = 3
+    max_gaussians: int = setting(150_000, help="Gaussian budget", cli=True)
+    sh_degree: int = setting(3, help="final spherical-harmonics degree (0-3)", cli=True)
     sh_degree_interval: int = 1000
     ssim_weight: float = 0.2
     depth_weight: float = 0.1
@@ -96,15 +97,15 @@ class ReconstructionConfig:
     opacity_reset_every: int = 3000
     background: tuple[float, float, float] | None = None
     test_every: int = 8
-    eval_every: int = 0
-    checkpoint_every: int = 0
-    checkpoint_dir: str | None = None
-    resume: str | None = None
+    eval_every: int = setting(0, help="evaluate the held-out views every n steps (0: only at the end)", cli=True, cli_default=500)
+    checkpoint_every: int = setting(0, help="steps between checkpoints (with --checkpoint-dir)", cli=True, cli_default=1000)
+    checkpoint_dir: str | None = setting(None, help="folder for checkpoints (every --checkpoint-every steps)", cli=True)
+    resume: str | None = setting(None, help="checkpoint to continue from", cli=True)
     time_budget_s: float | None = None
-    backend: RenderBackend = "auto"
+    backend: RenderBackend = setting("auto", help="renderer backend", cli=True)
     torch_threads: int | None = 1
-    render_threads: int | None = None
-    seed: int = 0
+    render_threads: int | None = setting(None, help="numba threads for the CPU renderer (default: numba's)", cli=True)
+    seed: int = setting(0, help="random seed", cli=True)
 
     def validate(self) -> "ReconstructionConfig":
         check_choice(self.density_control, DensityControl, "density_control")

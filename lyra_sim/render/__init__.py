@@ -15,7 +15,7 @@ import types
 
 from lyra_sim.render.api import render, resolve_backend
 from lyra_sim.render.camera import Camera, intrinsics_from_fov, orbit_cameras, path_cameras
-from lyra_sim.render.lod import decimate_for_resolution, measure_decimation
+from lyra_sim.render.lod import decimate_for_resolution, measure_decimation, pixel_size_beyond
 from lyra_sim.render.prepared import PreparedScene, prepare_scene
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "path_cameras",
     "decimate_for_resolution",
     "measure_decimation",
+    "pixel_size_beyond",
     "PreparedScene",
     "prepare_scene",
 ]

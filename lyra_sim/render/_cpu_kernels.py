@@ -434,70 +434,164 @@ def project(positions, covariances, opacity, sigma_max, extent, max_scale, colou
         if candidates[c, k] == 0:
             continue
         lo, hi = bounds[c, k], bounds[c, k + 1]
-        base = flag_base[c] - bounds[c, 0]
-        basis = np.empty(16, np.float64)
-        w, t, fx, fy, cx, cy, campos = camera_setup(table, c)
-        filled = 0
-        for n in range(lo, hi):
-            if not flags[base + n]:
-                continue
-            x, y, z = to_camera(table, c, positions[0, n], positions[1, n], positions[2, n])
-            if not (z > near and z < far):
-                continue
-            j00, j02, j11, j12, _, _, _, _ = camera_jacobian(table, c, x, y, z)
-            cov = (covariances[0, n], covariances[1, n], covariances[2, n], covariances[3, n], covariances[4, n],
-                   covariances[5, n])
-            sxx, sxy, syy = project_covariance(j00, j02, j11, j12, rotate_covariance(w, cov))
-            det = sxx * syy - sxy * sxy
-            if not det > 0.0:
-                continue
-            reach = extent[n]
-            half_x = reach * math.sqrt(sxx)
-            half_y = reach * math.sqrt(syy)
-            if math.ceil(half_x) <= radius_clip and math.ceil(half_y) <= radius_clip:
-                continue
-            u = fx * x / z + cx
-            v = fy * y / z + cy
-            # pixel u covers centre u + 0.5: the inclusive range of centres in the box
-            u0 = max(np.ceil(u - half_x - 0.5), 0.0)
-            u1 = min(np.floor(u + half_x - 0.5), width - 1.0)
-            v0 = max(np.ceil(v - half_y - 0.5), 0.0)
-            v1 = min(np.floor(v + half_y - 0.5), height - 1.0)
-            if u0 > u1 or v0 > v1:
-                continue
-            row = region_start[c, k] + filled
-            filled += 1
-            inv_det = 1.0 / det
-            # direct element writes: a row view would cost two atomic refcount updates
-            proj[c, row, REC_MX] = u
-            proj[c, row, REC_MY] = v
-            proj[c, row, REC_CA] = syy * inv_det
-            proj[c, row, REC_CB] = -sxy * inv_det
-            proj[c, row, REC_CC] = sxx * inv_det
-            proj[c, row, REC_OPACITY] = opacity[n]
-            proj[c, row, REC_SIGMA_MAX] = sigma_max[n]
-            proj[c, row, REC_Z] = z
-            proj[c, row, REC_U0] = u0
-            proj[c, row, REC_U1] = u1
-            proj[c, row, REC_V0] = v0
-            proj[c, row, REC_V1] = v1
-            proj[c, row, 15] = 0.0
-            if not want_color:  # the backward multiplies colours by zero gradients: keep them finite
-                red = green = blue = 0.0
-            elif n_bases == 1:
-                red, green, blue = colours[0, n], colours[1, n], colours[2, n]
-            else:
-                vx, vy, vz = positions[0, n] - campos[0], positions[1, n] - campos[1], positions[2, n] - campos[2]
-                inv = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
-                sh_basis(vx * inv, vy * inv, vz * inv, sh_degree, basis)
-                red, green, blue = sh_color(sh, n, basis, n_bases)
-            proj[c, row, REC_R] = max(red, 0.0)
-            proj[c, row, REC_G] = max(green, 0.0)
-            proj[c, row, REC_B] = max(blue, 0.0)
-            source[c, row] = n
-            depth_keys[c, row] = z
-        counts[c, k] = filled
+        counts[c, k] = project_range(table, c, positions, covariances, opacity, sigma_max, extent, colours, sh, lo, hi,
+                                     flags, flag_base[c] - bounds[c, 0], width, height, near, far, sh_degree,
+                                     radius_clip, want_color, proj, source, depth_keys, region_start[c, k])
     return proj, source, depth_keys, counts, region_start
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def sh_colour32(sh, n, degree, x, y, z):
+    """Unclamped colour 0.5 + Σ_k basis_k(x, y, z) sh[n, k, :] up to ``degree``, float32, with the
+    basis written out as scalars (no basis array, no float64 conversions per coefficient)."""
+    r = HALF + np.float32(SH_C0) * sh[n, 0, 0]
+    g = HALF + np.float32(SH_C0) * sh[n, 0, 1]
+    b = HALF + np.float32(SH_C0) * sh[n, 0, 2]
+    if degree >= 1:
+        b1 = np.float32(-SH_C1) * y
+        b2 = np.float32(SH_C1) * z
+        b3 = np.float32(-SH_C1) * x
+        r += b1 * sh[n, 1, 0] + b2 * sh[n, 2, 0] + b3 * sh[n, 3, 0]
+        g += b1 * sh[n, 1, 1] + b2 * sh[n, 2, 1] + b3 * sh[n, 3, 1]
+        b += b1 * sh[n, 1, 2] + b2 * sh[n, 2, 2] + b3 * sh[n, 3, 2]
+        if degree >= 2:
+            xx, yy, zz = x * x, y * y, z * z
+            b4 = np.float32(SH_C2[0]) * x * y
+            b5 = np.float32(SH_C2[1]) * y * z
+            b6 = np.float32(SH_C2[2]) * (F2 * zz - xx - yy)
+            b7 = np.float32(SH_C2[3]) * x * z
+            b8 = np.float32(SH_C2[4]) * (xx - yy)
+            r += b4 * sh[n, 4, 0] + b5 * sh[n, 5, 0] + b6 * sh[n, 6, 0] + b7 * sh[n, 7, 0] + b8 * sh[n, 8, 0]
+            g += b4 * sh[n, 4, 1] + b5 * sh[n, 5, 1] + b6 * sh[n, 6, 1] + b7 * sh[n, 7, 1] + b8 * sh[n, 8, 1]
+            b += b4 * sh[n, 4, 2] + b5 * sh[n, 5, 2] + b6 * sh[n, 6, 2] + b7 * sh[n, 7, 2] + b8 * sh[n, 8, 2]
+            if degree >= 3:
+                three, four = np.float32(3.0), np.float32(4.0)
+                b9 = np.float32(SH_C3[0]) * y * (three * xx - yy)
+                b10 = np.float32(SH_C3[1]) * x * y * z
+                b11 = np.float32(SH_C3[2]) * y * (four * zz - xx - yy)
+                b12 = np.float32(SH_C3[3]) * z * (F2 * zz - three * xx - three * yy)
+                b13 = np.float32(SH_C3[4]) * x * (four * zz - xx - yy)
+                b14 = np.float32(SH_C3[5]) * z * (xx - yy)
+                b15 = np.float32(SH_C3[6]) * x * (xx - three * yy)
+                r += (b9 * sh[n, 9, 0] + b10 * sh[n, 10, 0] + b11 * sh[n, 11, 0] + b12 * sh[n, 12, 0] + b13 * sh[n, 13, 0]
+                      + b14 * sh[n, 14, 0] + b15 * sh[n, 15, 0])
+                g += (b9 * sh[n, 9, 1] + b10 * sh[n, 10, 1] + b11 * sh[n, 11, 1] + b12 * sh[n, 12, 1] + b13 * sh[n, 13, 1]
+                      + b14 * sh[n, 14, 1] + b15 * sh[n, 15, 1])
+                b += (b9 * sh[n, 9, 2] + b10 * sh[n, 10, 2] + b11 * sh[n, 11, 2] + b12 * sh[n, 12, 2] + b13 * sh[n, 13, 2]
+                      + b14 * sh[n, 14, 2] + b15 * sh[n, 15, 2])
+    return r, g, b
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def project_range(table, c, positions, covariances, opacity, sigma_max, extent, colours, sh, lo, hi, flags, flag_offset,
+                  width, height, near, far, sh_degree, radius_clip, want_color, proj, source, depth_keys, row_start):
+    """Project the candidates n in [lo, hi) (``flags[flag_offset + n]``) of camera c into rows
+    row_start + 0.. of ``proj[c]``; returns how many were visible (see ``project``).
+
+    float32 throughout, with the camera's constants in local scalars (read from the float64
+    table once, not per Gaussian: the writes to ``proj`` could alias it, so the compiler would
+    reload them), the same maths as ``camera_jacobian``, ``rotate_covariance`` and
+    ``project_covariance``."""
+    w0, w1, w2 = np.float32(table[c, 0]), np.float32(table[c, 1]), np.float32(table[c, 2])
+    w3, w4, w5 = np.float32(table[c, 3]), np.float32(table[c, 4]), np.float32(table[c, 5])
+    w6, w7, w8 = np.float32(table[c, 6]), np.float32(table[c, 7]), np.float32(table[c, 8])
+    t0, t1, t2 = np.float32(table[c, 9]), np.float32(table[c, 10]), np.float32(table[c, 11])
+    fx, fy = np.float32(table[c, 12]), np.float32(table[c, 13])
+    cx, cy = np.float32(table[c, 14]), np.float32(table[c, 15])
+    px, py, pz = np.float32(table[c, 16]), np.float32(table[c, 17]), np.float32(table[c, 18])
+    lim_x_pos, lim_x_neg = np.float32(table[c, 19]), np.float32(table[c, 20])
+    lim_y_pos, lim_y_neg = np.float32(table[c, 21]), np.float32(table[c, 22])
+    near32, far32 = np.float32(near), np.float32(far)
+    width_last, height_last = np.float32(width - 1.0), np.float32(height - 1.0)
+    clip = np.float32(radius_clip)
+    dilation = np.float32(0.3)
+    tiny = np.float32(1e-12)
+    colour_mode = 0 if not want_color else (1 if sh_degree == 0 else 2)
+    filled = 0
+    for n in range(lo, hi):
+        if not flags[flag_offset + n]:
+            continue
+        mx, my, mz = positions[0, n], positions[1, n], positions[2, n]
+        x = w0 * mx + w1 * my + w2 * mz + t0
+        y = w3 * mx + w4 * my + w5 * mz + t1
+        z = w6 * mx + w7 * my + w8 * mz + t2
+        if not (z > near32 and z < far32):
+            continue
+        # gsplat's Jacobian with x/z, y/z clamped (camera_jacobian)
+        rz = F1 / z
+        tx = min(max(x * rz, -lim_x_neg), lim_x_pos)
+        ty = min(max(y * rz, -lim_y_neg), lim_y_pos)
+        j00, j02 = fx * rz, -fx * tx * rz
+        j11, j12 = fy * rz, -fy * ty * rz
+        # Σcam = W Σ Wᵀ (rotate_covariance), then J Σcam Jᵀ + 0.3 I (project_covariance)
+        s00, s01, s02 = covariances[0, n], covariances[1, n], covariances[2, n]
+        s11, s12, s22 = covariances[3, n], covariances[4, n], covariances[5, n]
+        a00 = w0 * s00 + w1 * s01 + w2 * s02
+        a01 = w0 * s01 + w1 * s11 + w2 * s12
+        a02 = w0 * s02 + w1 * s12 + w2 * s22
+        a10 = w3 * s00 + w4 * s01 + w5 * s02
+        a11 = w3 * s01 + w4 * s11 + w5 * s12
+        a12 = w3 * s02 + w4 * s12 + w5 * s22
+        a20 = w6 * s00 + w7 * s01 + w8 * s02
+        a21 = w6 * s01 + w7 * s11 + w8 * s12
+        a22 = w6 * s02 + w7 * s12 + w8 * s22
+        c00 = a00 * w0 + a01 * w1 + a02 * w2
+        c01 = a00 * w3 + a01 * w4 + a02 * w5
+        c02 = a00 * w6 + a01 * w7 + a02 * w8
+        c11 = a10 * w3 + a11 * w4 + a12 * w5
+        c12 = a10 * w6 + a11 * w7 + a12 * w8
+        c22 = a20 * w6 + a21 * w7 + a22 * w8
+        sxx = j00 * j00 * c00 + F2 * j00 * j02 * c02 + j02 * j02 * c22 + dilation
+        sxy = j00 * j11 * c01 + j00 * j12 * c02 + j02 * j11 * c12 + j02 * j12 * c22
+        syy = j11 * j11 * c11 + F2 * j11 * j12 * c12 + j12 * j12 * c22 + dilation
+        det = sxx * syy - sxy * sxy
+        if not det > F0:
+            continue
+        reach = extent[n]
+        half_x = reach * math.sqrt(sxx)
+        half_y = reach * math.sqrt(syy)
+        if math.ceil(half_x) <= clip and math.ceil(half_y) <= clip:
+            continue
+        u = fx * x * rz + cx
+        v = fy * y * rz + cy
+        # pixel u covers centre u + 0.5: the inclusive range of centres in the box
+        u0 = max(np.ceil(u - half_x - HALF), F0)
+        u1 = min(np.floor(u + half_x - HALF), width_last)
+        v0 = max(np.ceil(v - half_y - HALF), F0)
+        v1 = min(np.floor(v + half_y - HALF), height_last)
+        if u0 > u1 or v0 > v1:
+            continue
+        row = row_start + filled
+        filled += 1
+        inv_det = F1 / det
+        # direct element writes: a row view would cost two atomic refcount updates
+        proj[c, row, REC_MX] = u
+        proj[c, row, REC_MY] = v
+        proj[c, row, REC_CA] = syy * inv_det
+        proj[c, row, REC_CB] = -sxy * inv_det
+        proj[c, row, REC_CC] = sxx * inv_det
+        proj[c, row, REC_OPACITY] = opacity[n]
+        proj[c, row, REC_SIGMA_MAX] = sigma_max[n]
+        proj[c, row, REC_Z] = z
+        proj[c, row, REC_U0] = u0
+        proj[c, row, REC_U1] = u1
+        proj[c, row, REC_V0] = v0
+        proj[c, row, REC_V1] = v1
+        proj[c, row, 15] = F0
+        if colour_mode == 0:  # the backward multiplies colours by zero gradients: keep them finite
+            red = green = blue = F0
+        elif colour_mode == 1:
+            red, green, blue = colours[0, n], colours[1, n], colours[2, n]
+        else:
+            vx, vy, vz = mx - px, my - py, mz - pz
+            inv = F1 / max(math.sqrt(vx * vx + vy * vy + vz * vz), tiny)
+            red, green, blue = sh_colour32(sh, n, sh_degree, vx * inv, vy * inv, vz * inv)
+        proj[c, row, REC_R] = max(red, F0)
+        proj[c, row, REC_G] = max(green, F0)
+        proj[c, row, REC_B] = max(blue, F0)
+        source[c, row] = n
+        depth_keys[c, row] = z
+    return filled
 
 
 # ------------------------------------------------------------------------------- depth sort

@@ -36,6 +36,28 @@ def world_pixel_size(scene: GaussianScene, cameras: Camera) -> torch.Tensor:  # 
     return span.min(dim=0).values.to(scene.device)
 
 
+def pixel_size_beyond(scene: GaussianScene, centre, min_distance: float, focal_pixels: float,
+                      fov_deg: float = 60.0) -> torch.Tensor:  # [N]
+    """World-space size of one pixel at each Gaussian, smallest over every camera whose centre is
+    at least ``min_distance`` from ``centre`` (a camera-independent bound: one level of detail
+    for all such views, built once per image size).
+
+    A camera at distance D >= min_distance from ``centre`` is at least D - |p - centre| from a
+    Gaussian at p, and a point in view has depth >= distance x cos(half the diagonal field of
+    view), so a pixel there spans at least that depth / ``focal_pixels``. Gaussians within
+    ``min_distance`` of ``centre``'s far side (bound <= 0) get 0: a camera may touch them, and
+    they are never merged.
+    """
+    if not min_distance > 0 or not focal_pixels > 0:
+        raise ValueError(f"min_distance and focal_pixels must be > 0, got {min_distance} and {focal_pixels}")
+    if not 0 < fov_deg < 180:
+        raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
+    half_diagonal = math.atan(math.tan(math.radians(fov_deg) / 2) * math.sqrt(2.0))
+    centre = torch.as_tensor(centre, dtype=scene.means.dtype, device=scene.device).reshape(3)
+    distance = min_distance - torch.linalg.norm(scene.means - centre, dim=-1)
+    return distance.clamp_min(0.0) * math.cos(half_diagonal) / focal_pixels
+
+
 def _screen_area(variances: torch.Tensor, pixel: torch.Tensor) -> torch.Tensor:  # [M, 3], [M] -> [M]
     """Footprint (∝ product of the two largest std devs) in pixels², dilation included."""
     largest_two = variances.sort(dim=-1).values[:, 1:] / pixel[:, None] ** 2
@@ -46,7 +68,7 @@ def decimate_for_resolution(
     scene: GaussianScene,
     cameras: Camera | None = None,
     *,
-    pixel_size: float | None = None,
+    pixel_size: float | torch.Tensor | None = None,
     footprint_pixels: float = 0.5,
     voxel_pixels: float = 0.5,
     spread_gain: float = 2.0,
@@ -59,7 +81,9 @@ def decimate_for_resolution(
             pixel size is taken in the camera that sees it largest. Gaussians no camera sees in
             front are left as they are.
         pixel_size: instead of ``cameras``, one world-space pixel size for every Gaussian
-            (e.g. distance / focal length for a scene seen from about one distance).
+            (e.g. distance / focal length for a scene seen from about one distance), or one per
+            Gaussian [N] (e.g. ``pixel_size_beyond``: a level valid for every camera beyond a
+            distance); Gaussians with 0 are kept as they are.
         footprint_pixels: a Gaussian is a merge candidate when its largest standard deviation is
             below this many pixels.
         voxel_pixels: edge of a merge cell, in pixels at the Gaussian's distance; cells form a
@@ -84,6 +108,13 @@ def decimate_for_resolution(
     with torch.no_grad():
         if cameras is not None:
             pixel = world_pixel_size(scene, cameras)
+        elif isinstance(pixel_size, torch.Tensor) and pixel_size.dim() > 0:
+            if pixel_size.shape != (len(scene),):
+                raise ValueError(f"pixel_size must be a number or have shape [N] = [{len(scene)}], "
+                                 f"got {list(pixel_size.shape)}")
+            if not bool((pixel_size >= 0).all()):
+                raise ValueError("pixel_size must be >= 0 everywhere")
+            pixel = pixel_size.to(device=scene.device, dtype=scene.means.dtype)
         else:
             if not pixel_size > 0:
                 raise ValueError(f"pixel_size must be > 0, got {pixel_size}")

@@ -114,7 +114,7 @@ def is_up_to_date(bundle: Path, source_sha256: str, config: BuildConfig) -> bool
         return False
     if not (same_source and same_config):
         return False
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     try:
         load_bundle(bundle)
@@ -132,7 +132,7 @@ def build_one(name: str, filename: str, data: bytes, truth: tuple[str, bytes] | 
     try:
         from lyra_sim.converters.bundle import build_bundle
         from lyra_sim.scene.io import load_scene
-        from lyra_sim.sim.bundle import load_bundle
+        from lyra_sim.bundle import load_bundle
 
         with tempfile.TemporaryDirectory(prefix="lyra_build_many_") as work:
             work = Path(work)

@@ -78,10 +78,7 @@ def free_space_grid(bundle, bundle_path: Path, floor_height: float, radius: floa
 
     from lyra_sim.sim.world import load_into_pybullet
 
-    region = bundle.manifest.get("spawn_region") or {}
-    if "min" not in region or "max" not in region:
-        raise BundleError(f"{bundle_path}/manifest.json: Navigate needs a 'spawn_region' with 'min' and 'max'")
-    low, high = np.asarray(region["min"], float), np.asarray(region["max"], float)
+    low, high, _ = bundle.spawn_region  # validated by the typed manifest (lyra_sim.bundle)
     counts = np.maximum(1, np.floor((high - low) / resolution).astype(int) + 1)
     client = pybullet.connect(pybullet.DIRECT)
     try:

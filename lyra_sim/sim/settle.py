@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from lyra_sim.errors import MissingDependencyError
-from lyra_sim.sim.bundle import SimBundle, load_bundle
+from lyra_sim.bundle import SimBundle, load_bundle
 
 PYBULLET_HZ = 240.0
 

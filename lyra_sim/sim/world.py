@@ -1,13 +1,13 @@
 """A SimBundle in a PyBullet client: ``load_into_pybullet`` loads the static scenery and every
 movable object at its initial pose and returns their body ids.
 
-Only PyBullet, ``lyra_sim.sim.bundle`` and ``lyra_sim.sim.trust`` are needed; the bundle's URDFs
+Only PyBullet, ``lyra_sim.bundle`` and ``lyra_sim.sim.trust`` are needed; the bundle's URDFs
 are plain files that PyBullet would load the same way without lyra_sim.
 """
 
 from __future__ import annotations
 
-from lyra_sim.sim.bundle import SimBundle, load_bundle
+from lyra_sim.bundle import SimBundle, load_bundle
 from lyra_sim.sim.trust import load_urdf
 
 

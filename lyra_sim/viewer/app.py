@@ -226,11 +226,11 @@ class Viewer:
         low, high = bundle.bounds
         floor = bundle.floor_height
         self._add_splats("/bundle/splats", background)
-        collision = _merge_parts(read_obj(bundle.root / bundle.manifest["background"]["collision_mesh"]))
+        collision = _merge_parts(read_obj(bundle.collision_mesh))
         self._add("/bundle/collision", self.server.scene.add_mesh_simple(
             "/bundle/collision", collision.vertices.astype(np.float32), collision.faces.astype(np.uint32),
             color=_COLLISION_COLOUR, opacity=0.5, side="double", flat_shading=True))
-        visual = _merge_parts(read_obj(bundle.root / bundle.manifest["background"]["visual_mesh"]))
+        visual = _merge_parts(read_obj(bundle.root / bundle.manifest.background.visual_mesh))
         self._add("/bundle/visual", self.server.scene.add_mesh_trimesh("/bundle/visual", _coloured_trimesh(visual)))
         extent = high - low
         self._add("/bundle/floor", self.server.scene.add_grid(
@@ -291,7 +291,7 @@ class Viewer:
         if cameras:
             self._toggle("Capture cameras", cameras)
 
-        from lyra_sim.sim.bundle import summarize_bundle
+        from lyra_sim.bundle import summarize_bundle
 
         # The numbers `lyra-sim info BUNDLE` prints, as a list for the narrow panel.
         summary = summarize_bundle(bundle.root)
@@ -304,13 +304,14 @@ class Viewer:
             "spawn region": f"x {spawn_low[0]:.2f}..{spawn_high[0]:.2f}, y {spawn_low[1]:.2f}..{spawn_high[1]:.2f} m",
             "objects": ", ".join(f"{o['name']} {o['mass']:.2f} kg / {o['hulls']} hulls" for o in summary["objects"]) or "none",
         }
-        if bundle.manifest.get("up_confidence") is not None:
-            rows["up confidence"] = f"{bundle.manifest['up_confidence']}"
-        for index, warning in enumerate(bundle.manifest.get("warnings") or []):
+        manifest_extras = bundle.manifest.extras  # keys issue 13 adds beside the typed fields
+        if manifest_extras.get("up_confidence") is not None:
+            rows["up confidence"] = f"{manifest_extras['up_confidence']}"
+        for index, warning in enumerate(manifest_extras.get("warnings") or []):
             rows[f"**warning {index + 1}**"] = str(warning)
-        title = f"**{bundle.root.name}** (bundle, kind {bundle.manifest.get('kind', 'scene')})"
+        title = f"**{bundle.root.name}** (bundle, kind {bundle.kind})"
         self._markdown("\n".join([title] + [f"- {label}: {value}" for label, value in rows.items()]))
-        if bundle.manifest.get("kind") == "object" and bundle.objects:
+        if bundle.kind == "object" and bundle.objects:
             # An object bundle's bounds are its ground slab: frame the object instead, with room around it.
             low = np.min([o.position - 0.5 * o.size for o in bundle.objects], axis=0)
             high = np.max([o.position + 0.5 * o.size for o in bundle.objects], axis=0)
@@ -544,13 +545,9 @@ def _coloured_trimesh_faces(vertices, faces, face_colors):
 def _bundle_cameras(bundle) -> list[layers.CameraFrustum]:
     """The capture cameras a bundle stores: ``manifest["cameras"]`` names a camera file in the
     bundle (lyra-sim's sidecar or INRIA ``cameras.json``, in the bundle world)."""
-    relative = bundle.manifest.get("cameras")
+    relative = bundle.manifest.cameras  # validated (relative, inside, present) by lyra_sim.bundle
     if not relative:
         return []
-    if not isinstance(relative, str) or Path(relative).is_absolute() or ".." in Path(relative).parts:
-        from lyra_sim.errors import BundleError
-
-        raise BundleError(f"{bundle.root / 'manifest.json'}: cameras must be a relative path inside the bundle, got {relative!r}")
     return layers.read_camera_entries(bundle.root / relative)
 
 
@@ -578,7 +575,7 @@ def serve(
     returns ``(server, viewer)`` for the caller to stop.
     """
     from lyra_sim.errors import BundleError
-    from lyra_sim.sim.bundle import load_bundle
+    from lyra_sim.bundle import load_bundle
 
     loaded_episode = None
     if episode is not None:

@@ -1,5 +1,6 @@
-"""Reading a SimBundle folder: ``load_bundle`` validates the manifest and every path in it and
-returns a ``SimBundle``; ``summarize_bundle`` is what ``lyra-sim info BUNDLE`` prints.
+"""Reading a SimBundle folder: ``load_bundle`` validates the manifest and every path in it
+(``lyra_sim.bundle.manifest``) and returns a ``SimBundle``; ``summarize_bundle`` is what
+``lyra-sim info BUNDLE`` prints.
 
 This module imports no converter code: loading a bundle needs only the manifest, the splat
 reader (lazily) and numpy.
@@ -7,27 +8,13 @@ reader (lazily) and numpy.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lyra_sim.errors import BundleError
-from lyra_sim.io_utils import recover_interrupted_replace
-from lyra_sim.sim.manifest_checks import MAX_MANIFEST_BYTES, SUPPORTED_SCHEMA_VERSIONS, manifest_value_problems
-from lyra_sim.sim.trust import resolve_inside
-
-__all__ = ["SUPPORTED_SCHEMA_VERSIONS", "BundleObject", "SimBundle", "load_bundle", "summarize_bundle", "format_bundle_summary"]
-
-
-def _inside(root: Path, relative: Any, what: str) -> Path:
-    """``root / relative`` after checking it is a relative path to an existing file inside the bundle
-    (no absolute path, no ``..`` escape, no symlink leaving it)."""
-    resolve_inside(root, relative, what)
-    return root / relative
+from lyra_sim.bundle.manifest import SUPPORTED_SCHEMA_VERSIONS, Manifest, ObjectEntry, find_named, read_manifest  # noqa: F401
 
 
 @dataclass
@@ -69,40 +56,50 @@ class SimBundle:
 
     Attributes:
         root: the bundle folder.
-        manifest: the parsed manifest.json.
-        objects: the movable objects.
+        manifest: the validated, typed manifest (``lyra_sim.bundle.Manifest``).
+        objects: the movable objects, their files resolved against ``root``.
     """
 
     root: Path
-    manifest: dict
+    manifest: Manifest
     objects: list[BundleObject] = field(default_factory=list)
 
     @property
+    def kind(self) -> str:
+        """"scene", or "object" for an object bundle."""
+        return self.manifest.kind
+
+    @property
     def scene_urdf(self) -> Path:
-        return self.root / self.manifest["background"]["urdf"]
+        return self.root / self.manifest.background.urdf
 
     @property
     def background_splat(self) -> Path:
-        return self.root / self.manifest["background"]["splat"]
+        return self.root / self.manifest.background.splat
+
+    @property
+    def collision_mesh(self) -> Path:
+        """The scenery's concave collision OBJ."""
+        return self.root / self.manifest.background.collision_mesh
 
     @property
     def floor_height(self) -> float:
-        return float(self.manifest["floor_height"])
+        return self.manifest.floor_height
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.manifest["bounds"]["min"], dtype=np.float64), np.asarray(self.manifest["bounds"]["max"], dtype=np.float64)
+        return self.manifest.bounds.min.copy(), self.manifest.bounds.max.copy()
 
     @property
     def spawn_region(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(min [2], max [2], z) of the free floor area where things may be spawned."""
-        region = self.manifest["spawn_region"]
-        return np.asarray(region["min"], dtype=np.float64), np.asarray(region["max"], dtype=np.float64), float(region["z"])
+        region = self.manifest.spawn_region
+        return region.min.copy(), region.max.copy(), region.z
 
     @property
     def transform(self) -> np.ndarray:  # [4, 4]
         """Source frame -> bundle world similarity."""
-        return np.asarray(self.manifest["transform"], dtype=np.float64)
+        return self.manifest.transform.copy()
 
     def background_scene(self):
         """The scenery Gaussians in the world frame (+Z up, metres)."""
@@ -111,94 +108,49 @@ class SimBundle:
         return load_scene(self.background_splat)
 
     def object(self, name: str) -> BundleObject:
-        for obj in self.objects:
-            if obj.name == name:
-                return obj
-        raise KeyError(f"bundle {self.root} has no object {name!r}; objects: {[o.name for o in self.objects]}")
+        return find_named(self.objects, name, f"bundle {self.root}")
 
 
 def load_bundle(path) -> SimBundle:
     """Open and validate a SimBundle folder.
 
-    Raises ``BundleError`` naming the file and the problem: missing folder or manifest,
-    invalid or too deeply nested JSON, any value the strict schema refuses
-    (``lyra_sim.sim.manifest_checks``: types, finiteness, ranges, unit quaternions,
-    non-inverted boxes; one message per problem), or a referenced file that is missing or
-    outside the bundle.
+    Raises ``BundleError`` naming the file and the problems: missing folder or manifest,
+    invalid JSON, unsupported schema version, missing keys or malformed fields, or a referenced
+    file that is missing or outside the bundle (``lyra_sim.bundle.manifest.manifest_problems``).
     """
     root = Path(path)
-    manifest_path = root / "manifest.json"
-    if not os.path.lexists(root):
-        recover_interrupted_replace(root)  # a replace killed between its renames left the old bundle aside
-    if not root.is_dir():
-        raise BundleError(f"{root}: not a bundle folder (does not exist or is not a directory)")
-    if not manifest_path.is_file():
-        raise BundleError(f"{root}: no manifest.json; is this a SimBundle folder?")
-    size = manifest_path.stat().st_size
-    if size > MAX_MANIFEST_BYTES:
-        raise BundleError(f"{manifest_path}: {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES} bytes")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"{manifest_path}: not valid JSON ({str(error)[:200]})") from None
-    except RecursionError:
-        raise BundleError(f"{manifest_path}: the JSON is nested too deeply") from None
-    problems = manifest_value_problems(manifest)
-    if problems:
-        raise BundleError(f"{manifest_path}: " + "; ".join(problems))
-    background = manifest["background"]
-    for key in ("splat", "urdf", "collision_mesh", "visual_mesh"):
-        _inside(root, background.get(key), f"background.{key}")
-    objects = []
-    names = set()
-    for index, entry in enumerate(manifest["objects"]):
-        try:
-            name = entry["name"]
-            if name in names:
-                raise BundleError(f"{manifest_path}: object name {name!r} appears twice")
-            names.add(name)
-            pose = entry["initial_pose"]
-            obj = BundleObject(
-                name=name,
-                urdf=_inside(root, entry["urdf"], f"objects[{index}].urdf"),
-                splat=_inside(root, entry["splat"], f"objects[{index}].splat"),
-                collision_mesh=_inside(root, entry["collision_mesh"], f"objects[{index}].collision_mesh"),
-                mass=float(entry["mass"]),
-                position=np.asarray(pose["position"], dtype=np.float64).reshape(3),
-                orientation_xyzw=np.asarray(pose["orientation_xyzw"], dtype=np.float64).reshape(4),
-                hulls=int(entry.get("hulls", 0)),
-                size=np.asarray(entry.get("size", [0, 0, 0]), dtype=np.float64).reshape(3),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, BundleError):
-                raise
-            raise BundleError(f"{manifest_path}: objects[{index}] is malformed ({type(error).__name__}: {error})") from None
-        if not obj.mass > 0:
-            raise BundleError(f"{manifest_path}: object {name!r} has mass {obj.mass}; movable objects need mass > 0")
-        objects.append(obj)
-    return SimBundle(root=root, manifest=manifest, objects=objects)
+    manifest = read_manifest(root)
+    return SimBundle(root=root, manifest=manifest, objects=[_bundle_object(root, entry) for entry in manifest.objects])
+
+
+def _bundle_object(root: Path, entry: ObjectEntry) -> BundleObject:
+    return BundleObject(
+        name=entry.name, urdf=root / entry.urdf, splat=root / entry.splat, collision_mesh=root / entry.collision_mesh,
+        mass=entry.mass, position=entry.initial_pose.position.copy(), orientation_xyzw=entry.initial_pose.orientation_xyzw.copy(),
+        hulls=entry.hulls or 0, size=np.zeros(3) if entry.size is None else entry.size.copy(),
+    )
 
 
 def summarize_bundle(path) -> dict[str, Any]:
     """A JSON-serialisable summary of a bundle (what ``lyra-sim info BUNDLE --json`` prints)."""
     bundle = load_bundle(path)
     manifest = bundle.manifest
-    build = manifest.get("build", {})
+    build = manifest.build or {}
     scenery = build.get("scenery", {})
     low, high = bundle.bounds
     return {
         "path": str(bundle.root),
         "kind": "simbundle",
-        "bundle_kind": manifest.get("kind", "scene"),
-        "schema_version": manifest["schema_version"],
-        "tool_version": manifest.get("tool_version"),
-        "source": manifest.get("source"),
-        "scale": manifest.get("normalisation", {}).get("scale"),
+        "bundle_kind": manifest.kind,
+        "schema_version": manifest.schema_version,
+        "tool_version": manifest.tool_version,
+        "source": None if manifest.source is None else manifest.source.to_dict(),
+        "scale": (manifest.normalisation or {}).get("scale"),
         "bounds_min": low.tolist(),
         "bounds_max": high.tolist(),
         "size": (high - low).tolist(),
         "floor_height": bundle.floor_height,
-        "spawn_region": manifest["spawn_region"],
+        "spawn_region": manifest.spawn_region.to_dict(),
         "gaussians": build.get("gaussians"),
         "collision_faces": scenery.get("collision_faces"),
         "visual_faces": scenery.get("visual_faces"),
@@ -209,14 +161,14 @@ def summarize_bundle(path) -> dict[str, Any]:
             for o in bundle.objects
         ],
         "stage_seconds": build.get("stage_seconds"),
-        "up": _up_summary(manifest),
-        "cleanup": _cleanup_summary(manifest.get("normalisation", {})),
-        "warnings": list(manifest.get("warnings", [])),
+        "up": _up_summary(manifest.normalisation or {}),
+        "cleanup": _cleanup_summary(manifest.normalisation or {}),
+        "warnings": list(manifest.extras.get("warnings", [])),
     }
 
 
-def _up_summary(manifest: dict) -> dict | None:
-    record = manifest.get("normalisation", {}).get("up_and_floor")
+def _up_summary(normalisation: dict) -> dict | None:
+    record = normalisation.get("up_and_floor")
     if not record or "chosen_source" not in record:
         return None
     return {"source": record["chosen_source"], "confidence": record.get("confidence"), "floor_from": record.get("floor_from"),
