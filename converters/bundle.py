@@ -18,7 +18,6 @@ background splat is empty.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from lyra_sim.converters.segment import floor_gaussians, segment_objects
 from lyra_sim.converters.urdf import object_urdf, static_scene_urdf
 from lyra_sim.errors import BundleError
 from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
-from lyra_sim.io_utils import atomic_path, progress_bar
+from lyra_sim.io_utils import atomic_path, file_sha256, progress_bar
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
 SCHEMA_VERSION = 1
@@ -79,11 +78,7 @@ class _Stages:
 def _file_sha256(path: str | None) -> str | None:
     if not path or not Path(path).is_file():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _check_masks(scene: GaussianScene, object_masks: dict | None) -> dict[str, np.ndarray]:
@@ -149,8 +144,6 @@ def build_bundle(
     Raises:
         BundleError: empty or unusable scene, bad masks, nothing reconstructed; no folder is left.
     """
-    from lyra_sim import __version__
-
     if not isinstance(scene, GaussianScene):
         raise BundleError(f"build_bundle needs a GaussianScene, got {type(scene).__name__}")
     source_name = scene.metadata.source or "<scene in memory>"

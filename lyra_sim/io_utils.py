@@ -18,6 +18,7 @@ This module imports only the standard library.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ctypes
 import ctypes.util
 import os
@@ -167,6 +168,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(temporary)
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (bundles record their source by it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | os.PathLike, data, indent: int | None = 2, **dumps_options) -> Path:

@@ -16,7 +16,6 @@ geometry against it (F-score at ``fscore_threshold`` metres).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -29,7 +28,7 @@ from typing import Any, Iterable, Sequence
 
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.errors import BundleError
-from lyra_sim.io_utils import atomic_path, write_json
+from lyra_sim.io_utils import atomic_path, file_sha256, write_json
 from lyra_sim.scale import connect, limit_threads
 
 TRUTH_SUFFIXES = (".obj", ".ply", ".stl", ".glb")
@@ -64,14 +63,6 @@ class SceneResult:
     error: str | None = None
     sha256: str | None = None
     extra: dict = field(default_factory=dict)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundle_names(inputs: Sequence[Path]) -> list[str]:
