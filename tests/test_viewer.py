@@ -382,6 +382,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.stdout.close()
 
 
+@pytest.mark.browser
 def test_browser_shows_bundle_nodes_and_toggles_them(episode_file):
     # Generous timeouts: on a loaded 2-core machine software WebGL and the first render are slow;
     # a passing run takes 15-40 s.
