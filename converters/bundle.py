@@ -130,6 +130,7 @@ def build_bundle(
     config: BuildConfig = BuildConfig(),
     object_masks: dict[str, np.ndarray] | None = None,
     progress: bool = True,
+    dynamic=None,
 ) -> Path:
     """Convert ``scene`` into a SimBundle folder at ``out_dir`` and return its path.
 
@@ -140,6 +141,11 @@ def build_bundle(
         object_masks: name -> bool [N] over ``scene``: Gaussians of each movable object. Without
             masks and with ``config.segment_objects``, objects are found automatically.
         progress: show a progress bar per stage.
+        dynamic: for a dynamic bundle (``lyra_sim.converters.dynamic.build_dynamic_bundle``), a
+            function ``(transform [4, 4], {object name: world position [3]}) -> (manifest entry,
+            write(folder), report)`` called once the objects are built: its entry becomes the
+            manifest's ``dynamic``, ``write`` adds the ``dynamic/`` files and the report is
+            stored as ``build.separation``.
 
     Raises:
         BundleError: empty or unusable scene, bad masks, nothing reconstructed; no folder is left.
@@ -227,7 +233,17 @@ def build_bundle(
                 },
                 "preview": "preview.png",
             }
-            _publish(out_dir, manifest, stages, lambda folder: _write_files(folder, background, world, objects, scenery, slab, manifest, config))
+            write_dynamic = None
+            if dynamic is not None:
+                manifest["dynamic"], write_dynamic, manifest["build"]["separation"] = dynamic(
+                    normal.transform, {obj.name: obj.position for obj in objects})
+
+            def write_files(folder: Path) -> None:
+                _write_files(folder, background, world, objects, scenery, slab, manifest, config)
+                if write_dynamic is not None:
+                    write_dynamic(folder)
+
+            _publish(out_dir, manifest, stages, write_files)
     finally:
         stages.close()
     return out_dir

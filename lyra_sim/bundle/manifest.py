@@ -37,6 +37,8 @@ REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "f
 BACKGROUND_FILES = ("splat", "urdf", "collision_mesh", "visual_mesh")
 OBJECT_FILES = ("urdf", "splat", "collision_mesh")
 KINDS = ("scene", "object")  # a manifest's "kind" (no key: "scene")
+DYNAMIC_VERSIONS = (1,)  # versions of the optional "dynamic" part this lyra-sim reads
+DYNAMIC_KINDS = ("rigid", "frames")  # a moving cluster's track: a rigid pose per step, or Gaussians per step
 
 
 def _json_value(value):
@@ -147,6 +149,36 @@ class ObjectEntry(_ComparedAsJson):
 
 
 @dataclass(eq=False)
+class DynamicCluster(_ComparedAsJson):
+    """A moving cluster of a dynamic bundle: the object that carries its splat and hulls, its
+    track kind, the CSV of its body-frame poses over time and (kind "frames") the folder of its
+    per-time world-frame Gaussians. Layout: ``lyra_sim.bundle.dynamic``."""
+
+    name: str
+    object: str
+    kind: str  # one of DYNAMIC_KINDS
+    track: str
+    frames: str | None = None
+    max_residual_m: float | None = None
+
+
+@dataclass(eq=False)
+class DynamicPart(_ComparedAsJson):
+    """The ``dynamic`` entry of a dynamic bundle (format ``version``): time base (``fps``, number
+    of stored ``frames``, ``duration_s`` = (frames - 1) / fps) and the moving clusters."""
+
+    version: int
+    fps: float
+    frames: int
+    duration_s: float
+    clusters: list[DynamicCluster]
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "fps": self.fps, "frames": self.frames, "duration_s": self.duration_s,
+                "clusters": [cluster.to_dict() for cluster in self.clusters]}
+
+
+@dataclass(eq=False)
 class Manifest(_ComparedAsJson):
     """``manifest.json`` of a SimBundle (schema version 1; DESIGN.md "SimBundle (on disk)").
 
@@ -162,6 +194,9 @@ class Manifest(_ComparedAsJson):
         preview: the rendered overview's file, or None.
         cameras: a camera file in the bundle (lyra-sim's sidecar or INRIA ``cameras.json``, in
             the bundle world), or None.
+        dynamic: the moving clusters of a bundle built from a sequence (``DynamicPart``), or
+            None. Their objects are listed in ``objects`` at their frame-0 pose, so a reader that
+            ignores ``dynamic`` sees the first frame.
         extras: top-level keys this version does not know (kept and written back).
     """
 
@@ -181,6 +216,7 @@ class Manifest(_ComparedAsJson):
     build: dict | None = None
     preview: str | None = None
     cameras: str | None = None
+    dynamic: DynamicPart | None = None
     extras: dict = field(default_factory=dict)
 
     def object(self, name: str) -> ObjectEntry:
@@ -206,6 +242,8 @@ class Manifest(_ComparedAsJson):
         for name in ("preview", "cameras"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
+        if self.dynamic is not None:
+            data["dynamic"] = self.dynamic.to_dict()
         return {**data, **copy.deepcopy(self.extras)}
 
     @classmethod
@@ -262,9 +300,36 @@ def manifest_problems(manifest: Manifest, root: str | Path | None = None) -> lis
             problems += _path_problems(root, getattr(entry, key), f"objects[{index}].{key}")
     if manifest.cameras is not None:
         problems += _path_problems(root, manifest.cameras, "cameras")
+    if manifest.dynamic is not None:
+        problems += _dynamic_problems(manifest.dynamic, names, root)
     for what, friction in [("background", manifest.background.friction)] + [(e.name, e.friction) for e in manifest.objects]:
         if friction is not None and not (math.isfinite(friction) and friction >= 0):
             problems.append(f"{what}: friction must be a finite number >= 0, got {friction}")
+    return problems
+
+
+def _dynamic_problems(dynamic: DynamicPart, object_names: set[str], root: Path | None) -> list[str]:
+    problems = []
+    if dynamic.version not in DYNAMIC_VERSIONS:
+        problems.append(f"dynamic.version {dynamic.version!r} is not supported (this lyra-sim reads {list(DYNAMIC_VERSIONS)})")
+    if not (math.isfinite(dynamic.fps) and dynamic.fps > 0) or dynamic.frames < 1:
+        problems.append(f"dynamic needs fps > 0 and frames >= 1, got {dynamic.fps} and {dynamic.frames}")
+    seen: set[str] = set()
+    for index, cluster in enumerate(dynamic.clusters):
+        what = f"dynamic.clusters[{index}]"
+        if cluster.name in seen:
+            problems.append(f"{what}: cluster name {cluster.name!r} appears twice")
+        seen.add(cluster.name)
+        if cluster.object not in object_names:
+            problems.append(f"{what}: object {cluster.object!r} is not one of the bundle's objects {sorted(object_names)}")
+        if cluster.kind not in DYNAMIC_KINDS:
+            problems.append(f"{what}: kind {cluster.kind!r} is not one of {list(DYNAMIC_KINDS)}")
+        problems += _path_problems(root, cluster.track, f"{what}.track")
+        if cluster.kind == "frames":
+            if not isinstance(cluster.frames, str) or not cluster.frames:
+                problems.append(f"{what}: a 'frames' cluster names its folder of per-time splats in 'frames'")
+            elif root is not None and not (root / cluster.frames).is_dir():
+                problems.append(f"{what}.frames {cluster.frames!r} is missing")
     return problems
 
 
@@ -356,7 +421,8 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
     if data.get("source") is not None and (raw := _mapping(data["source"], "source", problems)) is not None:
         keys = ("path", "sha256", "format", "frame")
         source = SourceInfo(**{key: raw.get(key) for key in keys}, extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in keys})
-    known = {"kind", "tool_version", "source", "normalisation", "build", "preview", "cameras", *REQUIRED_KEYS}
+    known = {"kind", "tool_version", "source", "normalisation", "build", "preview", "cameras", "dynamic", *REQUIRED_KEYS}
+    dynamic = _parse_dynamic(data["dynamic"], problems) if data.get("dynamic") is not None else None
     if len(problems) > before:
         return None
     return Manifest(
@@ -364,8 +430,43 @@ def _parse(data: Any, problems: list[str]) -> Manifest | None:
         objects=objects, kind=data.get("kind", "scene"), schema_version=data["schema_version"], units=data["units"],
         up_axis=data["up_axis"], tool_version=data.get("tool_version"), source=source,
         normalisation=copy.deepcopy(data.get("normalisation")), build=copy.deepcopy(data.get("build")),
-        preview=data.get("preview"), cameras=data.get("cameras"), extras={k: copy.deepcopy(v) for k, v in data.items() if k not in known},
+        preview=data.get("preview"), cameras=data.get("cameras"), dynamic=dynamic, extras={k: copy.deepcopy(v) for k, v in data.items() if k not in known},
     )
+
+
+def _parse_dynamic(raw: Any, problems: list[str]) -> DynamicPart | None:
+    if _mapping(raw, "dynamic", problems) is None:
+        return None
+    before = len(problems)
+    version = raw.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        problems.append(f"dynamic.version must be a whole number, got {version!r:.80}")
+    elif version not in DYNAMIC_VERSIONS:  # later fields may mean something else
+        problems.append(f"dynamic.version {version} is not supported (this lyra-sim reads {list(DYNAMIC_VERSIONS)})")
+        return None
+    fps = _number(raw.get("fps"), "dynamic.fps", problems)
+    frames = raw.get("frames")
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        problems.append(f"dynamic.frames must be a whole number, got {frames!r:.80}")
+    duration = _number(raw.get("duration_s"), "dynamic.duration_s", problems)
+    clusters = []
+    if not isinstance(raw.get("clusters"), list):
+        problems.append(f"dynamic.clusters must be a list, got {type(raw.get('clusters')).__name__}")
+    else:
+        for index, item in enumerate(raw["clusters"]):
+            what = f"dynamic.clusters[{index}]"
+            if _mapping(item, what, problems) is None:
+                continue
+            missing = [key for key in ("name", "object", "kind", "track") if not isinstance(item.get(key), str)]
+            if missing:
+                problems.append(f"{what} is malformed (missing or not text: {missing})")
+                continue
+            residual = item.get("max_residual_m")
+            clusters.append(DynamicCluster(item["name"], item["object"], item["kind"], item["track"], item.get("frames"),
+                                           None if residual is None else _number(residual, f"{what}.max_residual_m", problems)))
+    if len(problems) > before:
+        return None
+    return DynamicPart(version, fps, frames, duration, clusters)
 
 
 def _parse_object(raw: Any, what: str, problems: list[str]) -> ObjectEntry | None:
