@@ -21,17 +21,16 @@ class BuildOptions:
     build: BuildConfig = settings_of(BuildConfig)
     progress: bool = option(help="show progress bars", default=True)
 
-    def build_config(self, **more) -> BuildConfig:
-        """The ``BuildConfig`` of these options (plus ``more`` of its fields); UsageError if invalid."""
+    def build_config(self) -> BuildConfig:
+        """The ``BuildConfig`` of these options (``build`` was validated when it was made; the
+        switches only pick ``kind``); UsageError if both switches are given."""
         from lyra_sim.commands.checks import UsageError
 
         if self.as_object and self.as_scene:
             raise UsageError("--as-object and --as-scene exclude each other")
-        kind = "object" if self.as_object else "scene" if self.as_scene else self.build.kind
-        try:
-            return dataclasses.replace(self.build, kind=kind, **more)
-        except ValueError as error:
-            raise UsageError(f"invalid build options: {error}") from None
+        if not (self.as_object or self.as_scene):
+            return self.build
+        return dataclasses.replace(self.build, kind="object" if self.as_object else "scene")
 
 
 @dataclass(kw_only=True)
