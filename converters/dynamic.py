@@ -25,6 +25,7 @@ May import numpy, scipy, torch and lyra_sim (scene, bundle, io_utils).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -120,13 +121,26 @@ def kabsch(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return rotation, target_centre - rotation @ source_centre
 
 
+def sequence_name(frames: Sequence[GaussianScene]) -> str:
+    """The folder the frames were read from (for messages), or "<sequence in memory>"."""
+    sources = {str(Path(frame.metadata.source).parent) for frame in frames if frame.metadata.source}
+    return sources.pop() if len(sources) == 1 else "<sequence in memory>"
+
+
+def _frame_name(frame: GaussianScene, index: int) -> str:
+    return Path(frame.metadata.source).name if frame.metadata.source else f"frame {index}"
+
+
 def _stacked_means(frames: Sequence[GaussianScene]) -> np.ndarray:  # -> [T, N, 3]
     if len(frames) < 2:
-        raise BundleError(f"a dynamic sequence needs at least 2 frames, got {len(frames)}")
-    counts = {len(frame) for frame in frames}
-    if len(counts) != 1:
+        raise BundleError(f"{sequence_name(frames)}: a dynamic sequence needs at least 2 frames, got {len(frames)}")
+    first = len(frames[0])
+    odd = [(index, frame) for index, frame in enumerate(frames) if len(frame) != first]
+    if odd:
+        index, frame = odd[0]
         raise BundleError(
-            f"the frames hold different numbers of Gaussians ({sorted(counts)[:6]}): separation needs Gaussian i of every "
+            f"{sequence_name(frames)}: the frames hold different numbers of Gaussians ({_frame_name(frame, index)}: {len(frame)}, "
+            f"{_frame_name(frames[0], 0)}: {first}; {len(odd)} of {len(frames)} frames differ): separation needs Gaussian i of every "
             "frame to be the same Gaussian (a dynamic 3DGS with per-time parameters); per-frame reconstructions are not supported"
         )
     return np.stack([frame.means.detach().cpu().numpy().astype(np.float64) for frame in frames])
@@ -185,6 +199,7 @@ def separate_sequence(frames: Sequence[GaussianScene], config: SeparationConfig 
     static_mask = ~moving
     evidence = {
         "frames": steps,
+        "files": [_frame_name(frame, index) for index, frame in enumerate(frames)],
         "gaussians": count,
         "static": int(static_mask.sum()),
         "moving": int(count - static_mask.sum()),
@@ -302,7 +317,7 @@ def build_dynamic_bundle(
     split = separate_sequence(frames, separation)
     if not split.clusters:
         raise BundleError(
-            f"the sequence of {len(split.frames)} frames has no moving cluster (largest deviation "
+            f"{sequence_name(frames)}: the sequence of {len(split.frames)} frames has no moving cluster (largest deviation "
             f"{float(split.deviation.max()):.4g} source units, threshold {split.evidence['motion_threshold']:.4g}): build one frame as a static bundle instead"
         )
     scene = split.static_scene()
@@ -311,6 +326,11 @@ def build_dynamic_bundle(
         entry, write = dynamic_bundle_part(split, transform, positions, fps)
         return entry, write, split.evidence
 
+    config = config or BuildConfig()
+    if config.kind == "auto":  # moving things need scenery to move in: never an object scan
+        config = dataclasses.replace(config, kind="scene")
+    elif config.kind == "object":
+        raise BundleError("a dynamic bundle is a scene bundle (its moving clusters are objects in it); kind='object' cannot hold them")
     masks = {cluster.name: cluster.mask for cluster in split.clusters}
-    path = build_bundle(scene, out_dir, config or BuildConfig(), object_masks=masks, progress=progress, dynamic=dynamic)
+    path = build_bundle(scene, out_dir, config, object_masks=masks, progress=progress, dynamic=dynamic)
     return Path(path), split

@@ -164,6 +164,10 @@ def summarize_bundle(path) -> dict[str, Any]:
         "up": _up_summary(manifest.normalisation or {}),
         "cleanup": _cleanup_summary(manifest.normalisation or {}),
         "warnings": list(manifest.extras.get("warnings", [])),
+        "dynamic": None if manifest.dynamic is None else {
+            "fps": manifest.dynamic.fps, "frames": manifest.dynamic.frames, "duration_s": manifest.dynamic.duration_s,
+            "clusters": [{"name": c.name, "object": c.object, "kind": c.kind} for c in manifest.dynamic.clusters],
+        },
     }
 
 
@@ -203,6 +207,10 @@ def format_bundle_summary(summary: dict[str, Any]) -> str:
     ]
     for obj in summary["objects"]:
         lines.append(f"    - {obj['name']}: {obj['mass']:.3f} kg, {obj['hulls']} hulls, size {' x '.join(f'{v:.3f}' for v in obj['size'])} m")
+    dynamic = summary.get("dynamic")
+    if dynamic:
+        movers = ", ".join(f"{c['name']} ({c['kind']})" for c in dynamic["clusters"])
+        lines.append(f"  dynamic       {dynamic['frames']} frames at {dynamic['fps']:g} fps ({dynamic['duration_s']:.3f} s): {movers}")
     up = summary.get("up")
     if up:
         others = ", ".join(f"{source} {angle:.1f} deg" for source, angle in up["candidates"].items() if angle is not None)

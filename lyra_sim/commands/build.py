@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from lyra_sim.cli import option
@@ -44,20 +45,33 @@ class Config(BuildOptions):
     scale came from and prints a WARNING when they are uncertain. `lyra-sim info BUNDLE` repeats it.
     """
 
-    scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt)", positional=True)
+    scene: str = option(help="splat scene file (.ply, compressed .ply, .splat, .spz, .pt), capture folder, or a folder of per-time "
+                        "scene files (a dynamic sequence such as Lyra's 4D output: builds a dynamic bundle)", positional=True)
     output: str = option(help="bundle folder to write (replaced atomically if it exists)", short="-o")
     cameras: str | None = option(help="capture cameras (cameras.json, transforms.json or a COLMAP folder); default: found beside the scene", default=None)
+    fps: float = option(help="frames per second of a sequence folder (the dynamic tracks' time base)", default=24.0)
 
 
 def run(config: Config) -> int:
-    from lyra_sim.commands.checks import check_output
+    from lyra_sim.commands.checks import UsageError, check_output
     from lyra_sim.converters.bundle import build_bundle
+    from lyra_sim.scene.capture import is_sequence_folder
     from lyra_sim.scene.io import load_scene
     from lyra_sim.bundle import format_bundle_summary, summarize_bundle
 
     build_config = config.build_config()
     check_output(config.output, "--output", kind="folder")
-    scene = load_scene(config.scene, cameras=config.cameras if config.cameras else True)
-    path = build_bundle(scene, config.output, build_config, progress=config.progress)
+    cameras = config.cameras if config.cameras else True
+    if is_sequence_folder(config.scene):
+        from lyra_sim.converters.dynamic import build_dynamic_bundle
+        from lyra_sim.scene.io import load_sequence
+
+        if not (math.isfinite(config.fps) and config.fps > 0):
+            raise UsageError(f"--fps must be a number > 0, got {config.fps}")
+        frames = load_sequence(config.scene, progress=config.progress, cameras=cameras)
+        path, _ = build_dynamic_bundle(frames, config.output, build_config, fps=config.fps, progress=config.progress)
+    else:
+        scene = load_scene(config.scene, cameras=cameras)
+        path = build_bundle(scene, config.output, build_config, progress=config.progress)
     print(format_bundle_summary(summarize_bundle(path)))
     return 0

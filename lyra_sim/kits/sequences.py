@@ -53,10 +53,13 @@ def moving_object_sequence(
     turn_deg: float = 45.0,
     noise: float = 0.0,
     direction: tuple[float, float] | None = None,
+    return_trip: bool = False,
     **kit_options,
 ) -> MovingSequence:
     """The ``kind`` kit with its first movable object moved ``distance`` metres along ``direction``
-    (default: towards the kit's focus) while turning ``turn_deg``, over ``frames`` steps."""
+    (default: towards the kit's focus) while turning ``turn_deg``, over ``frames`` steps; with
+    ``return_trip`` it goes there and back (the last frame equals the first, so a looped track
+    has no jump)."""
     from lyra_sim.kits import make_scene
     from lyra_sim.scene.transforms import transform_scene
 
@@ -76,6 +79,8 @@ def moving_object_sequence(
         direction = offset / max(np.linalg.norm(offset), 1e-9)
     direction = np.array([direction[0], direction[1], 0.0]) / np.linalg.norm(direction)
     fractions = np.linspace(0.0, 1.0, frames)
+    if return_trip:
+        fractions = 1.0 - np.abs(np.linspace(-1.0, 1.0, frames))
     positions = centre[None] + fractions[:, None] * distance * direction[None]
     yaws = np.radians(turn_deg) * fractions
     rng = np.random.default_rng(seed + 7919)
@@ -98,12 +103,22 @@ def moving_object_sequence(
     return MovingSequence(sequence, moving, obj.name, positions, yaws, kit)
 
 
+# Lyra's world is its first camera in OpenCV convention (x right, y down, z forward). The kit
+# sequences are written as seen from a camera at (0, 0, LYRA_CAMERA_HEIGHT) looking along +X, level.
+LYRA_CAMERA_HEIGHT = 1.5  # m: lyra-sim's camera-height prior, so a build recovers the metric scale
+LYRA_FROM_KIT = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, LYRA_CAMERA_HEIGHT], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
 def write_sequence(frames, folder) -> Path:
-    """Write ``frames`` as ``folder/frame_0000.ply`` ... in Lyra's PLY layout (f_dc only); returns ``folder``."""
+    """Write kit-frame (+Z up) ``frames`` as ``folder/frame_0000.ply`` ... in Lyra's dynamic output
+    layout: Lyra PLYs (f_dc only) in its first-camera OpenCV frame (``LYRA_FROM_KIT``: source =
+    LYRA_FROM_KIT @ kit); returns ``folder``."""
     from lyra_sim.scene.io import save_scene
+    from lyra_sim.scene.transforms import transform_scene
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(frames):
-        save_scene(frame.with_sh_degree(0), folder / f"frame_{t:04d}.ply", format="lyra_ply", cameras=False)
+        lyra = transform_scene(frame.with_sh_degree(0), LYRA_FROM_KIT[:3, :3], LYRA_FROM_KIT[:3, 3], frame="opencv-first-camera")
+        save_scene(lyra, folder / f"frame_{t:04d}.ply", format="lyra_ply", cameras=False)
     return folder

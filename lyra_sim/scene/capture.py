@@ -45,6 +45,28 @@ def _highest(entries, pattern: re.Pattern) -> tuple[int, Path] | None:
     return max(numbered, key=lambda pair: pair[0]) if numbered else None
 
 
+def _scene_files(folder: Path) -> list[Path]:
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.name.lower().endswith(SCENE_SUFFIXES) and entry.name.lower() not in _NOT_SCENES
+    )
+
+
+def is_sequence_folder(folder) -> bool:
+    """Whether ``folder`` is a time sequence (several scene files and no capture-tool layout:
+    no INRIA ``point_cloud/``, gsplat ``ply/`` or ``ckpts/``, SOG ``meta.json``), which
+    ``load_sequence`` reads and ``lyra-sim build`` turns into a dynamic bundle."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / "meta.json").is_file():
+        return False
+    if any((folder / name).is_dir() for name in ("point_cloud", "ply", "ckpts")):
+        return False
+    if _highest([entry for entry in folder.iterdir() if entry.is_dir()], _ITERATION) is not None:
+        return False
+    return len(_scene_files(folder)) >= 2
+
+
 def resolve_capture_folder(folder) -> CaptureFolder:
     """The scene file a capture folder stands for; ``SceneFormatError`` naming the folder otherwise."""
     folder = Path(folder)
@@ -70,11 +92,7 @@ def resolve_capture_folder(folder) -> CaptureFolder:
                 found = CaptureFolder(latest[1], "gsplat")
                 found.notes.append(f"gsplat result folder: step {latest[0]} from {subfolder}/")
                 return found
-    candidates = sorted(
-        entry
-        for entry in folder.iterdir()
-        if entry.is_file() and entry.name.lower().endswith(SCENE_SUFFIXES) and entry.name.lower() not in _NOT_SCENES
-    )
+    candidates = _scene_files(folder)
     if len(candidates) == 1:
         return CaptureFolder(candidates[0], "single-file")
     if not candidates:
