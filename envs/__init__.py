@@ -24,6 +24,11 @@ REGISTRY = (
         "max_episode_steps": 200,
     },
     {
+        "id": "LyraSim/NavigateDynamic-v0",
+        "entry_point": "lyra_sim.envs.tasks.navigate_dynamic:NavigateDynamicEnv",
+        "max_episode_steps": 300,
+    },
+    {
         "id": "LyraSim/Push-v0",
         "entry_point": "lyra_sim.envs.tasks.push:PushEnv",
         "max_episode_steps": 100,

@@ -38,8 +38,9 @@ from lyra_sim.envs import constants
 from lyra_sim.envs.observation import CameraMount, MeshBody, ObservationPipeline, RenderSettings
 from lyra_sim.render.camera import Camera
 from lyra_sim.rotations import yaw_of  # noqa: F401
+from lyra_sim.sim.kinematic import KinematicTracks
 from lyra_sim.sim.world import reset_body_frame_pose
-from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, check_choice
+from lyra_sim.typed import EnvRenderer, ObservationMode, RenderBackend, RobotAppearance, TrackEnd, check_choice
 
 
 class LyraSimEnv(gymnasium.Env):
@@ -63,6 +64,13 @@ class LyraSimEnv(gymnasium.Env):
     | `background_color` | (0, 0, 0) | colour where no Gaussian covers a pixel |
     | `objects` | () | object bundles to add: `(folder, (x, y[, z])[, yaw])` or `ObjectPlacement` (see `lyra-sim compose`) |
     | `num_threads` | None | CPU renderer threads of this process (`lyra_sim.set_num_threads`); None: all cores, or 1 inside a subprocess worker (`AsyncVectorEnv`) |
+    | `animate` | True | dynamic bundles (built from a sequence): the moving clusters are kinematic bodies following their tracks at the env's time; False leaves them at their first-frame pose as ordinary objects |
+    | `track_end` | "loop" | after a track's last stored step: "loop" (wrap around) or "stop" (hold the last pose) |
+
+    Env time (``track_time``, seconds) starts at ``reset(options={"track_time": t})`` (default 0,
+    or what the task picks) and advances by one physics step at a time; the kinematic bodies are
+    put at their track pose (interpolated between stored steps) before every physics step, so the
+    observation after a step shows the scene at the env's time.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -90,6 +98,8 @@ class LyraSimEnv(gymnasium.Env):
         background_color: Sequence[float] = (0.0, 0.0, 0.0),
         objects: Sequence = (),
         num_threads: int | None = None,
+        animate: bool = True,
+        track_end: TrackEnd = "loop",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not valid; choose None or one of {self.metadata['render_modes']}")
@@ -100,6 +110,7 @@ class LyraSimEnv(gymnasium.Env):
         check_choice(robot_appearance, RobotAppearance, "robot_appearance")
         check_choice(renderer, EnvRenderer, "renderer")
         check_choice(render_backend, RenderBackend, "render_backend")
+        check_choice(track_end, TrackEnd, "track_end")
         if not (sh_degree is None or sh_degree == "auto" or (isinstance(sh_degree, int) and 0 <= sh_degree <= 3)):
             raise ValueError(f"sh_degree must be 0-3, None or 'auto', got {sh_degree!r}")
         if width < 8 or height < 8:
@@ -149,6 +160,13 @@ class LyraSimEnv(gymnasium.Env):
             (tuple(obj.position.tolist()), tuple(obj.orientation_xyzw.tolist()))
             for obj in self.bundle.objects
         ]
+        # Dynamic bundles: the moving clusters' objects become kinematic bodies on their tracks.
+        self.tracks: KinematicTracks | None = None
+        if animate and self.manifest.dynamic is not None:
+            self.tracks = KinematicTracks(self.client_id, self.bundle_path, self.manifest, body_ids, end=track_end)
+        self.track_end = track_end
+        self.track_time_offset = 0.0
+        self.physics_steps = 0
 
         self.instance_labels: dict[str, int] = {"background": constants.BACKGROUND_LABEL}
         for index, name in enumerate(self.object_names):
@@ -318,7 +336,15 @@ class LyraSimEnv(gymnasium.Env):
             pybullet.resetBaseVelocity(body.body_id, [0, 0, 0], [0, 0, 0], physicsClientId=self.client_id)
         for body_id, (position, orientation) in zip(self.object_ids, self.object_initial_poses):
             reset_body_frame_pose(self.client_id, body_id, position, orientation)  # full inertia: base frame != link frame
+        self.physics_steps = 0
+        self.track_time_offset = float((options or {}).get("track_time", 0.0))
+        if not np.isfinite(self.track_time_offset):
+            raise ValueError(f"options['track_time'] must be a finite number of seconds, got {self.track_time_offset}")
+        if self.tracks is not None:
+            self.tracks.apply(self.track_time)  # the task sees the movers where they are
         self._reset_task(options)
+        if self.tracks is not None:
+            self.tracks.apply(self.track_time)  # the task may have picked the start time
         self.elapsed_steps = 0
         self.pipeline.sync_poses()
 
@@ -339,7 +365,10 @@ class LyraSimEnv(gymnasium.Env):
         self._apply_action(np.clip(action, self.action_space.low, self.action_space.high))
         for _ in range(self.action_repeat):
             self._before_physics_step()
+            if self.tracks is not None:  # kinematic bodies at the time this physics step ends
+                self.tracks.apply(self.track_time_offset + (self.physics_steps + 1) / self.physics_hz)
             pybullet.stepSimulation(physicsClientId=self.client_id)
+            self.physics_steps += 1
         self.elapsed_steps += 1
         self.pipeline.sync_poses()
 
@@ -352,6 +381,13 @@ class LyraSimEnv(gymnasium.Env):
         info = {f"reward_{name}": float(value) for name, value in terms.items()}
         info.update({"success": bool(self._is_success()), **self._task_info()})
         return observation, reward, bool(self._is_terminated()), False, info
+
+    # ================================================================= time
+    @property
+    def track_time(self) -> float:
+        """The env's time in seconds on the dynamic tracks: the episode's start time plus the
+        physics time since reset (what the kinematic bodies and the observation show)."""
+        return self.track_time_offset + self.physics_steps / self.physics_hz
 
     # ================================================================= observation
     @property

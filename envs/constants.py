@@ -13,6 +13,7 @@ ASSETS_DIR = Path(str(files("lyra_sim"))) / "assets"
 # The packaged bundles' home is lyra_sim.bundle.lookup (built by scripts/make_default_bundle.py).
 from lyra_sim.bundle.lookup import PACKAGED_BUNDLES_DIR  # noqa: E402,F401
 NAVIGATE_DEFAULT_BUNDLE = "room"
+NAVIGATE_DYNAMIC_DEFAULT_BUNDLE = "room_dynamic"  # the room with a box driving across it (a dynamic bundle)
 PUSH_DEFAULT_BUNDLE = "tabletop"
 
 # ----------------------------------------------------------------- physics

@@ -32,6 +32,7 @@ UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
 BundleKind = Literal["auto", "scene", "object"]  # build: decide from the evidence, or force one
 ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
+TrackEnd = Literal["loop", "stop"]  # a dynamic bundle's moving cluster after its last stored step
 
 
 def check_choice(value: str, choices, name: str) -> str:

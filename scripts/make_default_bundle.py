@@ -1,16 +1,19 @@
 """Build the packaged default SimBundles of the environments from the scene kits.
 
-    python scripts/make_default_bundle.py                 # both: room (Navigate) and tabletop (Push)
+    python scripts/make_default_bundle.py                 # all: room (Navigate), tabletop (Push), room_dynamic
     python scripts/make_default_bundle.py --kind room --gaussians 40000
 
 Each bundle is ``build_bundle`` run on the kit's surface-sampled splat with the kit's movable
-objects as object masks, written atomically to ``lyra_sim/assets/bundles/<kind>``. Budgets are
-chosen so both bundles together stay a few MB (they ship inside the wheel).
+objects as object masks, written atomically to ``lyra_sim/assets/bundles/<kind>``.
+``room_dynamic`` (NavigateDynamic) is ``build_dynamic_bundle`` on a room sequence whose first box
+drives there and back across the floor (``lyra_sim.kits.sequences``), a looped track. Budgets are
+chosen so the bundles together stay a few MB (they ship inside the wheel).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -19,20 +22,21 @@ from pathlib import Path
 KIT_SETTINGS = {
     "room": {"gaussians": 30_000, "voxel_size": 0.03, "collision_faces": 12_000, "visual_faces": 12_000},
     "tabletop": {"gaussians": 20_000, "voxel_size": 0.015, "collision_faces": 12_000, "visual_faces": 12_000},
+    "room_dynamic": {"gaussians": 20_000, "voxel_size": 0.04, "collision_faces": 8_000, "visual_faces": 8_000},
 }
+# room_dynamic's mover (the box at (-0.5, 0.6)): 1.6 m along -y (clear of the table and the other boxes) and back
+# in 8 s (0.4 m/s, below the robot's 0.6 m/s), 3 stored steps per second.
+DYNAMIC_SEQUENCE = {"frames": 25, "distance": 1.6, "turn_deg": 30.0, "return_trip": True, "direction": (0.0, -1.0)}
+DYNAMIC_FPS = 3.0
 
 
 def build_default_bundle(kind: str, out_root: Path, *, seed: int = 0, gaussians: int | None = None, progress: bool = True) -> Path:
-    """Build the ``kind`` kit ("room" or "tabletop") into ``out_root / kind``; returns the bundle path."""
+    """Build the ``kind`` kit ("room", "tabletop" or "room_dynamic") into ``out_root / kind``; returns the bundle path."""
     from lyra_sim.converters.bundle import build_bundle
     from lyra_sim.converters.config import BuildConfig
     from lyra_sim.kits import make_scene
 
     settings = KIT_SETTINGS[kind]
-    kit = make_scene(kind, seed=seed)
-    scene, labels = kit.to_gaussians(gaussians or settings["gaussians"], seed=seed)
-    scene.metadata.frame = "z-up"
-    scene.metadata.metric = True
     config = BuildConfig(
         up_axis="+Z",
         refine_up=False,
@@ -48,6 +52,17 @@ def build_default_bundle(kind: str, out_root: Path, *, seed: int = 0, gaussians:
         preview_size=320,
         seed=seed,
     )
+    if kind == "room_dynamic":
+        from lyra_sim.converters.dynamic import build_dynamic_bundle
+        from lyra_sim.kits.sequences import moving_object_sequence
+
+        sequence = moving_object_sequence("room", seed=seed, gaussians=gaussians or settings["gaussians"], **DYNAMIC_SEQUENCE)
+        config = dataclasses.replace(config, kind="scene")
+        return build_dynamic_bundle(sequence.frames, out_root / kind, config, fps=DYNAMIC_FPS, progress=progress)[0]
+    kit = make_scene(kind, seed=seed)
+    scene, labels = kit.to_gaussians(gaussians or settings["gaussians"], seed=seed)
+    scene.metadata.frame = "z-up"
+    scene.metadata.metric = True
     return build_bundle(scene, out_root / kind, config, object_masks=kit.object_masks(labels), progress=progress)
 
 

@@ -107,3 +107,115 @@ def test_bad_sequences_are_refused_naming_the_folder_or_file(tmp_path, capsys):
     assert main(["build", str(still), "-o", str(tmp_path / "d"), "--fps", "0", *FAST_BUILD]) != 0
     assert "--fps must be a number > 0" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+# ------------------------------------------------------------------ the bundle in NavigateDynamic
+def _env(out, **kwargs):
+    from lyra_sim.envs.tasks.navigate_dynamic import NavigateDynamicEnv
+
+    return NavigateDynamicEnv(out, **{"width": 32, "height": 32, "render_backend": "cpu", "random_start_time": False, **kwargs})
+
+
+@pytest.mark.parametrize("end", ["loop", "stop"])
+def test_kinematic_mover_follows_the_track(built, end):
+    from lyra_sim.sim.robot_splats import link_frame_poses
+
+    _, _, out, _ = built
+    rows = np.loadtxt(out / "dynamic/mover_0/track.csv", delimiter=",", skiprows=1)
+    env = _env(out, track_end=end)
+    try:
+        body = env.tracks.body_ids[0]
+        assert pybullet.getDynamicsInfo(body, -1, physicsClientId=env.client_id)[0] == 0.0  # kinematic
+        env.reset(seed=0, options={"track_time": 0.5})  # a stored step: row 2
+        position, orientation = link_frame_poses(env.client_id, body, [-1])
+        np.testing.assert_allclose(position[0], rows[2, 1:4], atol=1e-6)
+        assert abs(np.dot(orientation[0], rows[2, 4:8])) == pytest.approx(1.0, abs=1e-7)  # float32 in Bullet: < 1 mrad
+        (track,) = read_tracks(out, load_bundle(out).manifest)
+        for step in range(1, 40):  # 40 steps of 2/60 s: past the 1 s track's end
+            env.step(np.zeros(2, np.float32))
+            assert env.track_time == pytest.approx(0.5 + step * 2 / 60)
+            position, orientation = link_frame_poses(env.client_id, body, [-1])
+            want_position, want_orientation = track.pose_at(env.track_time, end)
+            np.testing.assert_allclose(position[0], want_position, atol=1e-6)
+            assert abs(np.dot(orientation[0], want_orientation)) == pytest.approx(1.0, abs=1e-7)  # float32 in Bullet: < 1 mrad
+        # 0.5 + 78/60 = 1.8 s: the loop is at 0.8 s (between rows 3 and 4), the stop holds row 4
+        if end == "stop":
+            np.testing.assert_allclose(position[0], rows[4, 1:4], atol=1e-6)
+        else:
+            np.testing.assert_allclose(position[0], 0.8 * rows[3, 1:4] + 0.2 * rows[4, 1:4], atol=1e-6)
+    finally:
+        env.close()
+
+
+def test_observation_at_a_stored_step_equals_a_render_of_the_stored_frame(built):
+    import torch
+
+    from lyra_sim.envs.observation import CameraMount
+    from lyra_sim.render.api import render
+    from lyra_sim.scene.gaussian_scene import GaussianScene
+    from lyra_sim.scene.io import load_scene
+    from lyra_sim.scene.transforms import transform_scene
+
+    sequence, folder, out, _ = built
+    manifest = json.loads((out / "manifest.json").read_text())
+    transform = np.asarray(manifest["transform"])
+    scale = float(np.cbrt(np.linalg.det(transform[:3, :3])))
+    rows = np.loadtxt(out / "dynamic/mover_0/track.csv", delimiter=",", skiprows=1)
+    centre = rows[:, 1:4].mean(0)
+    mount = CameraMount(position=tuple(centre + [0.0, -1.4, 1.2]), target=tuple(centre), fov_deg=70.0)
+    env = _env(out, camera=mount, width=48, height=48)
+
+    def stored_frame_render(step: int) -> np.ndarray:
+        """Env's composed scene without the mover's rows, plus the stored frame's mover Gaussians in the world."""
+        frame = load_scene(folder / f"frame_{step:04d}.ply", cameras=False)
+        mover = transform_scene(frame[torch.from_numpy(sequence.moving)], transform[:3, :3] / scale, transform[:3, 3], scale)
+        composed = env.composed
+        keep = np.ones(len(composed), bool)
+        keep[composed.part_slices[[p.name for p in composed.parts].index("object:mover_0")]] = False
+        rest = composed.scene[torch.from_numpy(keep)]
+        scene = GaussianScene(*(torch.cat([a, b.to(a.dtype)]) for a, b in zip(
+            (rest.means, rest.quats, rest.log_scales, rest.opacity_logits, rest.sh[:, :1]),
+            (mover.means, mover.quats, mover.log_scales, mover.opacity_logits, mover.sh[:, :1]))))
+        image = render(scene, env.observation_camera(), modes=("rgb",), backend="cpu", sh_degree=0)["rgb"][0]
+        return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy().astype(int)
+
+    try:
+        assert len(load_bundle(out).object("mover_0").scene()) == int(sequence.moving.sum())  # no mover Gaussian was cleaned away
+        for step, options in ((1, {"track_time": 0.25}), (3, {"track_time": 0.75 - 6 / 60})):
+            observation, _ = env.reset(seed=1, options=options)
+            if step == 3:
+                for _ in range(3):  # 3 steps of 2 physics steps at 60 Hz
+                    observation, *_ = env.step(np.zeros(2, np.float32))
+            assert env.track_time == pytest.approx(step / FPS)
+            got = observation["rgb"].astype(int)
+            same, other = np.abs(got - stored_frame_render(step)), np.abs(got - stored_frame_render(4 - step))
+            assert same.mean() < 0.5 and np.mean(same > 2) < 0.01, (step, same.mean(), np.mean(same > 2))
+            # two steps away the mover is visibly elsewhere (its ~60 Gaussians are dots at 48 px)
+            assert other.sum() > 100 * (same.sum() + 1) and (other.max(-1) > 10).sum() >= 3, (step, other.mean())
+    finally:
+        env.close()
+
+
+def test_touching_the_moving_obstacle_costs_the_mover_penalty(built):
+    _, _, out, _ = built
+    rows = np.loadtxt(out / "dynamic/mover_0/track.csv", delimiter=",", skiprows=1)
+    env = _env(out, reward_mover_collision=-2.5)
+    try:
+        env.reset(seed=0, options={"track_time": 0.0})
+        assert env.unwrapped.reward_weights["mover_collision"] == -2.5
+        # Park the robot on the mover's path at 0.5 s; the box drives into it.
+        xy = rows[2, 1:3]
+        robot = env.robot_id
+        pybullet.resetBasePositionAndOrientation(robot, [*xy, env._ride_height], [0, 0, 0, 1], physicsClientId=env.client_id)
+        env._target_xy, env._target_yaw = np.array(xy, dtype=np.float64), 0.0
+        touched = []
+        for _ in range(20):
+            _, reward, _, _, info = env.step(np.zeros(2, np.float32))
+            touched.append(info["mover_collision"])
+            assert info["reward_mover_collision"] == (-2.5 if info["mover_collision"] else 0.0)
+            assert reward == pytest.approx(sum(v for k, v in info.items() if k.startswith("reward_")))
+        assert touched[0] is False or info["mover_distance"] < 0.5
+        assert any(touched)
+        assert info["collision"] is False or not touched[-1]  # the box is not scored as a wall
+    finally:
+        env.close()

@@ -149,7 +149,7 @@ class NavigateEnv(LyraSimEnv):
         self.add_mesh_body("goal", self.goal_marker_id)
         self.free_space = free_space_grid(
             self.bundle, self.bundle_path, self.floor_height,
-            radius + C.NAVIGATE_CLEARANCE, height, C.NAVIGATE_GRID_RESOLUTION,
+            radius + C.NAVIGATE_CLEARANCE, height, C.NAVIGATE_GRID_RESOLUTION, ignore_objects=self._transient_objects(),
         )
         check_navigable(self.free_space, self.bundle_path, self.goal_distance[0])
         self.goal = np.zeros(2)
@@ -177,8 +177,16 @@ class NavigateEnv(LyraSimEnv):
     def _state_size(self) -> int:
         return 6
 
+    def _transient_objects(self) -> tuple[str, ...]:
+        """Objects left out of the free-space grid (they do not stay where the bundle put them)."""
+        return ()
+
+    def _spawn_cells(self) -> np.ndarray:
+        """Flat indices of the free cells where start and goal may be sampled."""
+        return np.flatnonzero(self.free_space.free)
+
     def _reset_task(self, options: dict | None) -> None:
-        free_cells = np.flatnonzero(self.free_space.free)
+        free_cells = self._spawn_cells()
         start = int(free_cells[self.np_random.integers(len(free_cells))])
         from_start = self.free_space.geodesic_to(start)
         low, high = self.goal_distance

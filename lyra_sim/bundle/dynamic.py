@@ -32,7 +32,7 @@ from lyra_sim.errors import BundleError
 
 DYNAMIC_FORMAT_VERSION = DYNAMIC_VERSIONS[-1]  # what this lyra-sim writes
 TRACK_COLUMNS = ("time_s", "x", "y", "z", "qx", "qy", "qz", "qw")
-TRACK_ENDS = ("loop", "stop")
+TRACK_ENDS = ("loop", "stop")  # = lyra_sim.typed.TrackEnd (this module imports nothing of lyra_sim beyond the bundle)
 
 
 @dataclass

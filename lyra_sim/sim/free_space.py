@@ -63,15 +63,17 @@ class FreeSpace:
 _FREE_SPACE_CACHE: dict[tuple, FreeSpace] = {}
 
 
-def free_space_grid(bundle, bundle_path: Path, floor_height: float, radius: float, height: float, resolution: float) -> FreeSpace:
-    """Probe the bundle's collision geometry (scenery and objects at their initial poses) on a grid.
+def free_space_grid(bundle, bundle_path: Path, floor_height: float, radius: float, height: float, resolution: float,
+                    ignore_objects: tuple[str, ...] = ()) -> FreeSpace:
+    """Probe the bundle's collision geometry (scenery and objects at their initial poses, but
+    ``ignore_objects``: a dynamic bundle's movers) on a grid.
 
     A collision-only cylinder of the robot's size (lifted 2 cm off the floor, so the floor itself
     does not count) is placed at every cell of the manifest's spawn region in a private PyBullet
     client; cells where it touches nothing are free. Only the largest 8-connected free region is
     kept, so every start can reach every goal.
     """
-    key = (str(bundle_path), round(radius, 4), round(height, 4), round(resolution, 4))
+    key = (str(bundle_path), round(radius, 4), round(height, 4), round(resolution, 4), tuple(sorted(ignore_objects)))
     if key in _FREE_SPACE_CACHE:
         return _FREE_SPACE_CACHE[key]
     from scipy import ndimage, sparse
@@ -82,7 +84,7 @@ def free_space_grid(bundle, bundle_path: Path, floor_height: float, radius: floa
     counts = np.maximum(1, np.floor((high - low) / resolution).astype(int) + 1)
     client = pybullet.connect(pybullet.DIRECT)
     try:
-        bodies = list(load_into_pybullet(bundle, client).values())
+        bodies = [body for name, body in load_into_pybullet(bundle, client).items() if name not in ignore_objects]
         probe_shape = pybullet.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height, physicsClientId=client)
         probe = pybullet.createMultiBody(0, probe_shape, physicsClientId=client)
         free = np.zeros(counts, dtype=bool)
