@@ -1,6 +1,7 @@
 """``BuildConfig``: every parameter of the scene -> SimBundle conversion, with its default.
 
-The ``lyra-sim build`` command exposes the common ones; the rest are for library users and
+The ``lyra-sim build`` and ``build-many`` commands offer the fields declared with ``setting(...,
+cli=...)`` (their options, help and defaults come from here); the rest are for library users and
 benchmarks. Every value used ends up in the bundle's manifest ("normalisation" and "build").
 """
 
@@ -10,6 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from lyra_sim.options import setting
 from lyra_sim.typed import BundleKind, ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
 
 
@@ -111,12 +113,12 @@ class BuildConfig:
         seed: seeds RANSAC and the decompositions.
     """
 
-    up_axis: UpAxis = "auto"
-    refine_up: bool = False
+    up_axis: UpAxis = setting("auto", help="up axis of the source, trusted as given unless --refine-up (auto: from the capture cameras, the file's frame, the floor or the object's resting face)", cli=True)
+    refine_up: bool = setting(False, help="refine --up-axis with the floor plane", cli=True)
     up_prior_max_angle_deg: float = 30.0
     camera_up_max_angle_deg: float = 10.0
     camera_face_snap_deg: float = 3.0
-    floor_height: float | None = None
+    floor_height: float | None = setting(None, help="floor height along the up axis, in source units (picks the floor by hand)", cli=True)
     kind: BundleKind = "auto"
     object_min_compactness: float = 0.08
     min_up_confidence: float = 0.6
@@ -130,11 +132,11 @@ class BuildConfig:
     top_percentile: float = 99.5
     floor_threshold: float = 0.005
     align_yaw: bool | None = None
-    scale: float | None = None
-    known_height: float | None = None
+    scale: float | None = setting(None, help="metres per source unit (overrides every other scale source)", cli=True)
+    known_height: float | None = setting(None, help="height in metres of the scene's top above the floor (its 99.5th percentile of opaque Gaussians, not the highest floater)", cli=True)
     known_height_object: str | None = None
     camera_height_prior: float = 1.5
-    crop: tuple[float, float, float, float, float, float] | None = None
+    crop: tuple[float, ...] | None = setting(None, help="keep only XMIN YMIN ZMIN XMAX YMAX ZMAX (metres, bundle frame)", cli=True)
     far_field_factor: float = 3.0
     far_field_percentile: float = 90.0
     extent_percentile: float = 1.0
@@ -144,9 +146,9 @@ class BuildConfig:
     min_cluster_fraction: float = 0.002
     cluster_cell_fraction: float = 0.02
 
-    voxel_size: float | None = None
+    voxel_size: float | None = setting(None, help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", cli=True)
     voxels_across: int = 400
-    image_size: int = 192
+    image_size: int = setting(192, help="width and height of the virtual depth images (at most 4096)", cli=True)
     views_per_ring: int = 12
     orbit_elevations_deg: tuple[float, ...] = (15.0, 35.0, 60.0, 80.0)
     inside_out: bool | None = None
@@ -162,23 +164,23 @@ class BuildConfig:
     min_component_fraction: float = 0.02
     collision_face_budget: int = 200_000
     visual_face_budget: int = 400_000
-    ground_slab: bool = True
+    ground_slab: bool = setting(True, help="add a solid slab under the floor beyond the reconstruction", cli=True)
     slab_margin: float = 2.0
     slab_thickness: float = 0.2
 
-    segment_objects: bool = False
+    segment_objects: bool = setting(False, help="find movable objects standing on the floor automatically", cli=True)
     object_max_size: float = 1.0
     object_min_gaussians: int = 200
     object_resolution: int = 48
     convex_input_faces: int = 2000
-    convex_method: ConvexMethod = "coacd"
+    convex_method: ConvexMethod = setting("coacd", help="convex decomposition for objects", cli=True)
     convex_threshold: float = 0.05
     convex_tolerance: float = 0.2
     max_hulls: int = 16
     object_density: float = 500.0
     object_settle_max_deg: float = 10.0
 
-    render_backend: RenderBackend = "auto"
+    render_backend: RenderBackend = setting("auto", help="renderer backend", cli="backend")
     preview_size: int = 320
     seed: int = 0
 

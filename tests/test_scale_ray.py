@@ -84,10 +84,26 @@ def test_build_many_isolates_a_corrupt_file_scores_against_truth_and_resumes(tmp
     assert rows == {"kitchen": "skipped", "garage": "built"}
 
 
+# Rendered images may differ in their last bits between processes: numba's fastmath kernels
+# compiled fresh and the same kernels loaded from its on-disk cache rounded 58-117 depth pixels of
+# a 2 x 16 x 16 rollout differently (at most 3e-7 m, 4e-7 relative), and on a fresh machine the
+# test process and the Ray actors do not all compile. Physics, state, rewards and flags must
+# match exactly; images to float rounding (depth) and one colour level (rgb).
+_RENDERED = {"depth": {"rtol": 1e-5, "atol": 1e-6}, "rgb": {"rtol": 0, "atol": 1}}
+
+
+def _assert_same_observation(local, remote, step: int) -> None:
+    for key in local:
+        if key in _RENDERED:
+            close = np.allclose(local[key].astype(np.float64), remote[key].astype(np.float64), **_RENDERED[key])
+            assert close and local[key].dtype == remote[key].dtype, f"step {step}: observation {key!r} differs"
+        else:
+            assert np.array_equal(local[key], remote[key]), f"step {step}: observation {key!r} differs"
+
+
 def _assert_same_step(local_result, remote_result, step: int) -> None:
     (lo, lr, lt, ltr, li), (ro, rr, rt, rtr, ri) = local_result, remote_result
-    for key in lo:
-        assert np.array_equal(lo[key], ro[key]), f"step {step}: observation {key!r} differs"
+    _assert_same_observation(lo, ro, step)
     assert np.array_equal(lr, rr), f"step {step}: rewards {lr} vs {rr}"
     assert np.array_equal(lt, rt) and np.array_equal(ltr, rtr), f"step {step}: done flags differ"
     assert set(li) == set(ri)
@@ -139,8 +155,7 @@ def test_ray_actors_hold_different_bundles_like_a_sync_vector_env():
         assert [p.name for p in paths] == bundles
         results = [sync.reset(seed=11), remote.reset(seed=11)]
         assert not np.array_equal(results[1][0]["rgb"][0], results[1][0]["rgb"][1])  # two different scenes
-        for key in results[0][0]:
-            assert np.array_equal(results[0][0][key], results[1][0][key])
+        _assert_same_observation(results[0][0], results[1][0], -1)
         for step, action in enumerate(np.random.default_rng(1).uniform(-1, 1, (6, 2, 2)).astype(np.float32)):
             _assert_same_step(sync.step(action), remote.step(action), step)
     finally:
