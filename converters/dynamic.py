@@ -252,31 +252,30 @@ def world_track(cluster: MovingCluster, transform: np.ndarray, initial_position:
 
 
 def dynamic_bundle_part(split: SequenceSplit, transform: np.ndarray, object_positions: dict[str, np.ndarray], fps: float):
-    """The manifest's ``dynamic`` entry and a function writing the ``dynamic/`` files into a bundle folder.
+    """The manifest's ``dynamic`` part (``DynamicPart``) and a function writing the ``dynamic/`` files into a bundle folder.
 
     ``object_positions`` maps each cluster name to its built object's world position at frame 0.
     Rigid clusters get ``dynamic/<name>/track.csv``; non-rigid ones also their per-time Gaussians
     in the world frame (``dynamic/<name>/frames/frame_<t>.ply``).
     """
     from lyra_sim.bundle.dynamic import DYNAMIC_FORMAT_VERSION, TRACK_COLUMNS
+    from lyra_sim.bundle.manifest import DynamicCluster, DynamicPart
 
     if not fps > 0:
         raise BundleError(f"the sequence's frame rate must be > 0 frames per second, got {fps}")
     steps = len(split.frames)
     times = np.arange(steps, dtype=np.float64) / fps
-    entries, tracks = [], {}
+    clusters, tracks = [], {}
+    scale = float(np.cbrt(np.linalg.det(transform[:3, :3])))
     for cluster in split.clusters:
         positions, orientations = world_track(cluster, transform, object_positions[cluster.name])
         tracks[cluster.name] = np.concatenate([times[:, None], positions, orientations], axis=1)
-        entries.append({
-            "name": cluster.name,
-            "object": cluster.name,
-            "kind": "rigid" if cluster.rigid else "frames",
-            "track": f"dynamic/{cluster.name}/track.csv",
-            "frames": None if cluster.rigid else f"dynamic/{cluster.name}/frames",
-            "max_residual_m": float(cluster.residuals.max() * np.cbrt(np.linalg.det(transform[:3, :3]))),
-        })
-    entry = {"version": DYNAMIC_FORMAT_VERSION, "fps": float(fps), "frames": steps, "duration_s": float(times[-1]), "clusters": entries}
+        clusters.append(DynamicCluster(
+            name=cluster.name, object=cluster.name, kind="rigid" if cluster.rigid else "frames",
+            track=f"dynamic/{cluster.name}/track.csv", frames=None if cluster.rigid else f"dynamic/{cluster.name}/frames",
+            max_residual_m=float(cluster.residuals.max() * scale),
+        ))
+    part = DynamicPart(version=DYNAMIC_FORMAT_VERSION, fps=float(fps), frames=steps, duration_s=float(times[-1]), clusters=clusters)
 
     def write(folder: Path) -> None:
         from lyra_sim.scene.io import save_scene
@@ -284,16 +283,16 @@ def dynamic_bundle_part(split: SequenceSplit, transform: np.ndarray, object_posi
 
         linear = transform[:3, :3]
         scale = float(np.cbrt(np.linalg.det(linear)))
-        for cluster, item in zip(split.clusters, entries):
-            target = folder / item["track"]
+        for cluster, item in zip(split.clusters, part.clusters):
+            target = folder / item.track
             target.parent.mkdir(parents=True, exist_ok=True)
             np.savetxt(target, tracks[cluster.name], delimiter=",", header=",".join(TRACK_COLUMNS), comments="", fmt="%.9g")
-            if item["frames"] is not None:
+            if item.frames is not None:
                 for t, frame in enumerate(split.frames):
                     world = transform_scene(frame[torch.from_numpy(cluster.mask)], linear / scale, transform[:3, 3], scale)
-                    save_scene(world, folder / item["frames"] / f"frame_{t:04d}.ply", cameras=False)
+                    save_scene(world, folder / item.frames / f"frame_{t:04d}.ply", cameras=False)
 
-    return entry, write
+    return part, write
 
 
 def build_dynamic_bundle(

@@ -22,9 +22,11 @@ def parse(argv):
 def test_defaults_are_the_library_defaults():
     assert parse(["demo"]).demo == DemoConfig()
     reconstruction = parse(["reconstruct", "data", "-o", "x.ply"]).reconstruction
-    # The two command-line defaults that differ from the library's, each declared once (cli_default).
-    assert dataclasses.replace(reconstruction, eval_every=0, checkpoint_every=0) == ReconstructionConfig()
-    assert (reconstruction.eval_every, reconstruction.checkpoint_every) == (500, 1000)
+    # The command-line defaults that differ from the library's, each declared once (cli_default):
+    # the command reconstructs for simulation, so its surface-aware terms are on.
+    assert dataclasses.replace(reconstruction, eval_every=0, checkpoint_every=0, surface=False) == ReconstructionConfig()
+    assert (reconstruction.eval_every, reconstruction.checkpoint_every, reconstruction.surface) == (500, 1000, True)
+    assert parse(["reconstruct", "data", "-o", "x.ply", "--no-surface"]).reconstruction.surface is False
     training = parse(["distill", "-o", "out", "--kit", "tabletop"]).training
     assert dataclasses.replace(training, steps=DistillConfig.steps) == DistillConfig() and training.steps == 500
 

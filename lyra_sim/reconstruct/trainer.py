@@ -68,6 +68,16 @@ class ReconstructionConfig:
             is). On an oversubscribed machine 1 thread was 400x faster than 2 (OpenMP
             threads spin-wait for descheduled peers: 400 ms vs 1 ms per 32x32 frame, measured).
         seed: seeds initialisation, view order and density control.
+        surface: add the surface-aware terms of ``lyra_sim.reconstruct.surface`` (flat, solid
+            Gaussians whose rendered depth and normals agree: meshes that fit the true surface).
+            Off in the library (plain 3DGS); on by default on the ``reconstruct`` command line,
+            which reconstructs for simulation.
+        min_scale_weight: weight of the minimum-scale term (mean smallest scale / extent).
+        opacity_binary_weight: weight of the opacity term o(1-o) (toward 0 or 1).
+        distortion_weight: weight of the depth distortion A·Σwz² - (Σwz)² (depths / extent).
+        normal_weight: weight of the depth-normal consistency 1 - n_depth·n_splat.
+        surface_start: step from which the surface terms apply (the photometric fit first
+            places the Gaussians; 2DGS starts its normal term late for the same reason).
     """
 
     iterations: int = setting(3000, help="optimisation steps", cli=True)
@@ -106,6 +116,12 @@ class ReconstructionConfig:
     torch_threads: int | None = 1
     render_threads: int | None = setting(None, help="numba threads for the CPU renderer (default: numba's)", cli=True)
     seed: int = setting(0, help="random seed", cli=True)
+    surface: bool = setting(False, help="surface-aware training (flat, solid Gaussians, depth-normal consistency): better collision meshes", cli=True, cli_default=True)
+    min_scale_weight: float = setting(1.0, help="weight of the minimum-scale (surfel) term", cli=True)
+    opacity_binary_weight: float = setting(0.01, help="weight of the opacity-toward-0/1 term", cli=True)
+    distortion_weight: float = setting(10.0, help="weight of the depth distortion term", cli=True)
+    normal_weight: float = setting(0.05, help="weight of the depth-normal consistency term", cli=True)
+    surface_start: int = setting(100, help="step from which the surface terms apply", cli=True)
 
     def validate(self) -> "ReconstructionConfig":
         check_choice(self.density_control, DensityControl, "density_control")
@@ -114,6 +130,9 @@ class ReconstructionConfig:
         for name in ("iterations", "batch_size", "init_count", "max_gaussians", "refine_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_scale_weight", "opacity_binary_weight", "distortion_weight", "normal_weight", "surface_start"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.sh_degree <= 3:
             raise ValueError(f"sh_degree must be 0-3, got {self.sh_degree}")
         if self.checkpoint_every and not self.checkpoint_dir:
@@ -396,7 +415,12 @@ def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: 
     result = ReconstructionResult(scene=params.scene(detach=True), initialisation=init_method)
     result.initial_test_metrics = evaluate(result.scene, test, background=background, backend=config.backend, sh_degree=0)
 
+    from lyra_sim.reconstruct.surface import surface_loss
+
+    surface_renders = config.surface and (config.distortion_weight or config.normal_weight)
     modes = ("rgb", "depth") if trainer.depths is not None else ("rgb",)
+    if surface_renders:
+        modes = ("rgb", "depth", "alpha")
     train_time = 0.0
     loop_started = time.perf_counter()
     loss_ema, psnr_ema = None, None
@@ -406,13 +430,20 @@ def _reconstruct(dataset: PhotoDataset, config: ReconstructionConfig, progress: 
         views = trainer.next_views()
         cameras = train.cameras[torch.from_numpy(views)]
         params.set_learning_rate("means", trainer.means_learning_rate())
-        out = render(params.scene(), cameras, modes=modes, backend=config.backend, background=background, sh_degree=trainer.sh_degree())
+        scene_now = params.scene()
+        out = render(scene_now, cameras, modes=modes, backend=config.backend, background=background, sh_degree=trainer.sh_degree())
         target = trainer.targets[views]
         loss = photometric_loss(out["rgb"], target, config.ssim_weight)
         if trainer.depths is not None:
             loss = loss + config.depth_weight * masked_depth_l1(out["depth"], trainer.depths[views]) / trainer.extent
         if config.density_control == "mcmc":
             loss = loss + densify.opacity_scale_regulariser(params, config.opacity_reg, config.scale_reg)
+        if config.surface and trainer.step >= config.surface_start:
+            surface, _ = surface_loss(
+                scene_now, cameras, out.get("depth"), out.get("alpha"), extent=trainer.extent, backend=config.backend,
+                min_scale_weight=config.min_scale_weight, opacity_binary_weight=config.opacity_binary_weight,
+                distortion_weight=config.distortion_weight, normal_weight=config.normal_weight, step=trainer.step)
+            loss = loss + surface
         loss.backward()
         if trainer.statistics is not None and trainer.step < trainer.refine_stop and params["means"].grad is not None:
             for i in range(len(views)):
