@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lyra_sim.bundle.manifest import Manifest, write_manifest
+from lyra_sim.bundle.manifest import Background, Bounds, Manifest, ObjectEntry, Pose, SourceInfo, SpawnRegion, write_manifest
 from lyra_sim.converters.collision import ground_slab, object_solid, preview_camera, scenery_meshes
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.converters.convex import convex_decomposition
@@ -38,7 +38,6 @@ from lyra_sim.geometry.mesh import Mesh, mass_properties, write_obj
 from lyra_sim.io_utils import atomic_path, file_sha256, progress_bar
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
-SCHEMA_VERSION = 1
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -191,32 +190,16 @@ def build_bundle(
             slab = ground_slab(low, high, config) if config.ground_slab else None
             floor_xy = means[~in_object][floor_gaussians(background, band=0.02), :2]
             spawn_low, spawn_high = (np.percentile(floor_xy, [5, 95], axis=0) if len(floor_xy) >= 10 else (low[:2], high[:2]))
-            manifest = {
-                **_manifest_head(scene, normal, "scene"),
-                "bounds": {"min": low.tolist(), "max": high.tolist()},
-                "floor_height": 0.0,
-                "spawn_region": {"min": spawn_low.tolist(), "max": spawn_high.tolist(), "z": 0.0},
-                "background": {
-                    "splat": "splats/background.ply",
-                    "urdf": "scene.urdf",
-                    "collision_mesh": "meshes/background_collision.obj",
-                    "visual_mesh": "meshes/background_visual.obj",
-                },
-                "objects": [
-                    {
-                        "name": obj.name,
-                        "splat": f"splats/{obj.name}.ply",
-                        "urdf": f"objects/{obj.name}.urdf",
-                        "collision_mesh": f"meshes/{obj.name}_collision.obj",
-                        "mass": obj.mass,
-                        "initial_pose": {"position": obj.position.tolist(), "orientation_xyzw": [0.0, 0.0, 0.0, 1.0]},
-                        "hulls": len(obj.hulls),
-                        "size": (np.max([h.vertices.max(0) for h in obj.hulls], 0) - np.min([h.vertices.min(0) for h in obj.hulls], 0)).tolist(),
-                    }
-                    for obj in objects
-                ],
-                "cameras": "cameras.json" if world.metadata.cameras is not None else None,
-                "build": {
+            manifest = Manifest(
+                **_manifest_head(scene, normal),
+                kind="scene",
+                bounds=Bounds(low.astype(np.float64), high.astype(np.float64)),
+                floor_height=0.0,
+                spawn_region=SpawnRegion(np.asarray(spawn_low, dtype=np.float64), np.asarray(spawn_high, dtype=np.float64), 0.0),
+                background=Background(),
+                objects=[_object_entry(obj) for obj in objects],
+                cameras="cameras.json" if world.metadata.cameras is not None else None,
+                build={
                     "config": config.to_dict(),
                     "segmentation": segmentation,
                     "gaussians": {"input": len(scene), "world": len(world), "background": len(background)},
@@ -225,46 +208,50 @@ def build_bundle(
                     "objects": {obj.name: obj.report for obj in objects},
                     "stage_seconds": stages.seconds,
                 },
-                "preview": "preview.png",
-            }
+                preview="preview.png",
+            )
             _publish(out_dir, manifest, stages, lambda folder: _write_files(folder, background, world, objects, scenery, slab, manifest, config))
     finally:
         stages.close()
     return out_dir
 
 
-def _manifest_head(scene: GaussianScene, normal, kind: str) -> dict:
-    """The manifest keys every bundle kind shares: versions, frame, source, the normalisation record."""
+def _object_entry(obj: BuiltObject) -> ObjectEntry:
+    """The manifest entry of a movable object of a scene bundle (files named after the object)."""
+    low = np.min([hull.vertices.min(0) for hull in obj.hulls], 0)
+    high = np.max([hull.vertices.max(0) for hull in obj.hulls], 0)
+    return ObjectEntry(
+        name=obj.name, splat=f"splats/{obj.name}.ply", urdf=f"objects/{obj.name}.urdf", collision_mesh=f"meshes/{obj.name}_collision.obj",
+        mass=obj.mass, initial_pose=Pose(np.asarray(obj.position, dtype=np.float64), np.array([0.0, 0.0, 0.0, 1.0])),
+        hulls=len(obj.hulls), size=(high - low).astype(np.float64),
+    )
+
+
+def _manifest_head(scene: GaussianScene, normal) -> dict:
+    """The ``Manifest`` fields every bundle kind shares: version, source, frame, the normalisation record."""
     from lyra_sim import __version__
 
+    cameras = scene.metadata.cameras
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
         "tool_version": __version__,
-        "units": "m",
-        "up_axis": "+Z",
-        "source": {
-            "path": scene.metadata.source,
-            "sha256": _file_sha256(scene.metadata.source),
-            "format": scene.metadata.format,
-            "frame": scene.metadata.frame,
-            "cameras": None if scene.metadata.cameras is None else {
-                "source": scene.metadata.cameras.source, "kind": scene.metadata.cameras.kind, "count": len(scene.metadata.cameras)},
-        },
-        "transform": normal.transform.tolist(),
+        "source": SourceInfo(
+            path=scene.metadata.source, sha256=_file_sha256(scene.metadata.source), format=scene.metadata.format,
+            frame=scene.metadata.frame,
+            extras={"cameras": None if cameras is None else {"source": cameras.source, "kind": cameras.kind, "count": len(cameras)}},
+        ),
+        "transform": np.asarray(normal.transform, dtype=np.float64),
         "normalisation": normal.steps,
-        "up_confidence": round(normal.confidence, 3),
-        "warnings": list(normal.warnings),
+        "extras": {"up_confidence": round(normal.confidence, 3), "warnings": list(normal.warnings)},
     }
 
 
-def _publish(out_dir: Path, manifest: dict, stages: _Stages, write_files) -> None:
+def _publish(out_dir: Path, manifest: Manifest, stages: _Stages, write_files) -> None:
     """Write the files and the manifest into a temporary sibling, validate, rename onto ``out_dir``."""
     with atomic_path(out_dir) as folder:
         write_started = time.perf_counter()
         write_files(folder)
-        manifest["build"]["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
-        write_manifest(Manifest.from_dict(manifest, folder / "manifest.json"), folder)  # typed, validated against the files
+        manifest.build["stage_seconds"] = {**stages.seconds, "write": round(time.perf_counter() - write_started, 3)}
+        write_manifest(manifest, folder)  # validated against the files
         from lyra_sim.bundle.loader import load_bundle
 
         load_bundle(folder)  # refuse to publish a bundle our own loader rejects
@@ -310,17 +297,16 @@ def _build_object_bundle(scene: GaussianScene, world: GaussianScene, normal, out
     # write_object_bundle stands the object at the origin: its centre of mass above (0, 0) and its
     # lowest hull point on z = 0. The source -> bundle transform gains that shift.
     lowest = min(float(hull.vertices[:, 2].min()) for hull in built.hulls)
-    head = _manifest_head(scene, normal, "object")
-    extra = {key: head[key] for key in ("tool_version", "source", "normalisation", "up_confidence", "warnings")}
+    head = _manifest_head(scene, normal)
     # source -> normalised world -> body frame (centre of mass at 0) -> settled -> placed
     to_body = np.eye(4)
     to_body[:3, 3] = -built.position
     lift = np.eye(4)
     lift[2, 3] = -lowest
-    extra["transform"] = (lift @ body_turn @ to_body @ normal.transform).tolist()
+    head["transform"] = lift @ body_turn @ to_body @ normal.transform
     with stages("write"):
         write_object_bundle(out_dir, name, built.scene, built.hulls, built.mass, source=scene.metadata.source,
-                            report={**built.report, "config": config.to_dict(), "stage_seconds": stages.seconds}, manifest_extra=extra)
+                            report={**built.report, "config": config.to_dict(), "stage_seconds": stages.seconds}, manifest_fields=head)
     return out_dir
 
 
@@ -345,7 +331,7 @@ def _write_object_files(folder: Path, obj: BuiltObject) -> None:
     (folder / "objects" / f"{obj.name}.urdf").write_text(object_urdf(obj.name, f"../meshes/{obj.name}_collision.obj", obj.mass, obj.inertia))
 
 
-def _write_files(folder: Path, background, world, objects, scenery, slab, manifest, config: BuildConfig) -> None:
+def _write_files(folder: Path, background, world, objects, scenery, slab, manifest: Manifest, config: BuildConfig) -> None:
     """Everything except manifest.json, into the temporary bundle ``folder``."""
     from lyra_sim.scene.io import save_scene
 
@@ -361,7 +347,7 @@ def _write_files(folder: Path, background, world, objects, scenery, slab, manife
     _write_preview(folder / "preview.png", world, manifest, config)
 
 
-def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: BuildConfig) -> None:
+def _write_preview(path: Path, world: GaussianScene, manifest: Manifest, config: BuildConfig) -> None:
     """Render the whole scene (scenery and objects at their initial poses) from the most central
     capture camera when known, else from 40 degrees up."""
     from PIL import Image
@@ -371,7 +357,7 @@ def _write_preview(path: Path, world: GaussianScene, manifest: dict, config: Bui
     if world.metadata.cameras is not None:  # the capture's own viewpoint frames what was photographed
         camera = world.metadata.cameras.viewpoint(config.preview_size, max(8, int(round(config.preview_size * 0.75))))
     else:
-        camera = preview_camera(np.asarray(manifest["bounds"]["min"]), np.asarray(manifest["bounds"]["max"]), config.preview_size)
+        camera = preview_camera(manifest.bounds.min, manifest.bounds.max, config.preview_size)
     with torch.no_grad():
         rgb = render(world, camera, modes=("rgb",), backend=config.render_backend, background=(1.0, 1.0, 1.0))["rgb"][0]
     Image.fromarray((rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)).save(path)

@@ -100,7 +100,7 @@ def surface_height(triangles: np.ndarray, points_xy: np.ndarray) -> np.ndarray: 
     return heights
 
 
-def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: float, *, friction: float | None = None, source: str | None = None, report: dict | None = None, manifest_extra: dict | None = None) -> Path:
+def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: float, *, friction: float | None = None, source: str | None = None, report: dict | None = None, manifest_fields: dict | None = None) -> Path:
     """Write an object bundle for one movable object and return its folder.
 
     Args:
@@ -113,8 +113,8 @@ def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: 
         friction: sliding friction for every engine (omitted: PyBullet's default 0.5).
         source: where the object came from (a scan path), recorded in the manifest.
         report: extra build information for the manifest (e.g. the scan's reconstruction).
-        manifest_extra: top-level manifest keys to add or replace (``build_bundle`` of an object
-            scan: the source, its source -> bundle transform, the normalisation record, warnings).
+        manifest_fields: ``Manifest`` fields to replace (``build_bundle`` of an object scan: the
+            source, its source -> bundle transform, the normalisation record, warnings).
     """
     from lyra_sim import __version__
     from lyra_sim.scene.gaussian_scene import GaussianScene
@@ -161,8 +161,8 @@ def write_object_bundle(out_dir, name: str, scene, hulls: Sequence[Mesh], mass: 
         objects=[entry],
         build={"object": {**(report or {}), "gaussians": len(scene), "volume": properties.volume, "inertia_full": properties.inertia.tolist()}},
     )
-    if manifest_extra:  # top-level keys the caller adds or replaces (build_bundle of an object scan)
-        manifest = Manifest.from_dict({**manifest.to_dict(), **manifest_extra})
+    if manifest_fields:  # fields the caller replaces (build_bundle of an object scan)
+        manifest = dataclasses.replace(manifest, **manifest_fields)
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as folder:
         for sub in ("splats", "meshes", "objects"):

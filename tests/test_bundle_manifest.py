@@ -90,12 +90,33 @@ def test_semantic_and_path_problems_are_listed_together(room):
     manifest.units = "ft"
     problems = manifest_problems(manifest, room)
     assert len(problems) == 3, problems
-    assert any("mass > 0" in p for p in problems) and any("outside the bundle" in p for p in problems)
+    assert any("mass (kg) must be > 0" in p for p in problems) and any("outside the bundle" in p for p in problems)
     before = (room / "manifest.json").read_bytes()
     with pytest.raises(BundleError, match="units must be 'm'"):
         write_manifest(manifest, room)
     assert (room / "manifest.json").read_bytes() == before  # a refused write changes nothing
     assert [p.name for p in room.iterdir() if p.name.startswith(".")] == []  # and leaves no temporary
+
+
+def test_a_manifest_built_in_code_meets_the_same_value_rules_as_a_file(room):
+    """One validator: a typed manifest with a bad value is refused on write with the message the
+    file reader gives, and nothing is written."""
+    before = (room / "manifest.json").read_bytes()
+    manifest = read_manifest(room)
+    manifest.objects[0].initial_pose.orientation_xyzw = np.array([0.0, 0.0, 0.0, 2.0])
+    manifest.objects[0].friction = -0.1
+    manifest.bounds.min = manifest.bounds.max + 1.0
+    with pytest.raises(BundleError) as raised:
+        write_manifest(manifest, room)
+    message = str(raised.value)
+    assert "orientation_xyzw must be a unit quaternion, its norm is 2" in message
+    assert "objects[0].friction must be >= 0" in message and "bounds is inverted" in message
+    assert (room / "manifest.json").read_bytes() == before
+    data = manifest.to_dict()  # the same document from disk: the same messages
+    (room / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError) as from_disk:
+        read_manifest(room)
+    assert str(from_disk.value).split(": ", 1)[1] == message.split(": ", 1)[1]
 
 
 def test_object_bundles_hold_exactly_one_object(room):

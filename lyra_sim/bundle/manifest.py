@@ -5,10 +5,11 @@ writes it with :func:`write_manifest` (validated, atomic), every consumer reads 
 :func:`read_manifest` (or through ``lyra_sim.bundle.load_bundle``) and uses its typed fields.
 Keys this version does not know are kept in ``extras`` and written back unchanged.
 
-Validation lives in one place, :func:`manifest_problems`, which reports one message per problem
-(a field of the wrong shape, a bad value, a path that leaves the bundle or a file that is
-missing); :func:`read_manifest` and :func:`write_manifest` raise ``BundleError`` listing them,
-prefixed by the manifest's path. A new check is one more ``problems.append(...)`` there.
+Validation: :func:`manifest_problems` reports one message per problem — the document's values
+through the value schema (``lyra_sim.bundle.schema``, the one place for value rules, applied to
+``Manifest.to_dict()``) and every file it names (a relative path inside the bundle, existing);
+:func:`read_manifest` and :func:`write_manifest` raise ``BundleError`` listing them, prefixed by
+the manifest's path. A document read from disk passes the value schema before it is parsed.
 
 May import numpy and ``lyra_sim.errors`` / ``lyra_sim.typed`` / ``lyra_sim.io_utils`` only.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass, field, fields
@@ -28,15 +28,13 @@ import numpy as np
 
 from lyra_sim.errors import BundleError
 from lyra_sim.io_utils import atomic_path, recover_interrupted_replace
-from lyra_sim.sim.manifest_checks import MAX_MANIFEST_BYTES, manifest_value_problems
+from lyra_sim.bundle.schema import KINDS, MAX_MANIFEST_BYTES, REQUIRED_KEYS, SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS, document_problems
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = 1  # what this lyra-sim writes
-SUPPORTED_SCHEMA_VERSIONS = (1,)  # what it reads
-REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "floor_height", "spawn_region", "background", "objects")
 BACKGROUND_FILES = ("splat", "urdf", "collision_mesh", "visual_mesh")
 OBJECT_FILES = ("urdf", "splat", "collision_mesh")
-KINDS = ("scene", "object")  # a manifest's "kind" (no key: "scene")
+__all__ = ["KINDS", "MANIFEST_NAME", "SCHEMA_VERSION", "SUPPORTED_SCHEMA_VERSIONS", "Background", "Bounds", "Manifest",
+           "ObjectEntry", "Pose", "SourceInfo", "SpawnRegion", "find_named", "manifest_problems", "read_manifest", "write_manifest"]
 
 
 def _json_value(value):
@@ -211,12 +209,7 @@ class Manifest(_ComparedAsJson):
     @classmethod
     def from_dict(cls, data: Any, where: str | Path = MANIFEST_NAME) -> "Manifest":
         """Parse a manifest document; ``BundleError`` (prefixed by ``where``) lists what is wrong."""
-        problems: list[str] = []
-        manifest = _parse(data, problems)
-        if manifest is not None:
-            problems += manifest_problems(manifest)
-        _raise_if_any(problems, where)
-        return manifest
+        return _validated(data, None, where)
 
     # One release of dict-style access (``manifest["bounds"]["min"]``) for code written against
     # the raw JSON; read the typed fields instead.
@@ -234,26 +227,10 @@ class Manifest(_ComparedAsJson):
 
 # ----------------------------------------------------------------------------------- validation
 def manifest_problems(manifest: Manifest, root: str | Path | None = None) -> list[str]:
-    """Every problem of ``manifest``, one message each (empty: valid). With ``root`` (the bundle
-    folder), every file it names must be a relative path to an existing file inside it."""
-    problems: list[str] = []
-    if manifest.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        problems.append(f"schema_version {manifest.schema_version!r} is not supported (this lyra-sim reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
-    if manifest.units != "m" or manifest.up_axis != "+Z":
-        problems.append(f"units must be 'm' and up_axis '+Z', got {manifest.units!r} and {manifest.up_axis!r}")
-    if manifest.kind not in KINDS:
-        problems.append(f"kind {manifest.kind!r} is not one of {list(KINDS)}")
-    elif manifest.kind == "object" and len(manifest.objects) != 1:
-        problems.append(f"an object bundle holds exactly one object, this one {len(manifest.objects)}")
-    if not math.isfinite(manifest.floor_height):
-        problems.append(f"floor_height must be finite, got {manifest.floor_height}")
-    names: set[str] = set()
-    for entry in manifest.objects:
-        if entry.name in names:
-            problems.append(f"object name {entry.name!r} appears twice")
-        names.add(entry.name)
-        if not entry.mass > 0:
-            problems.append(f"object {entry.name!r} has mass {entry.mass}; movable objects need mass > 0")
+    """Every problem of ``manifest``, one message each (empty: valid): its values (the value
+    schema of its document) and the files it names. With ``root`` (the bundle folder), every file
+    must be a relative path to an existing file inside it."""
+    problems = document_problems(manifest.to_dict())
     root = None if root is None else Path(root)
     for key in BACKGROUND_FILES:
         problems += _path_problems(root, getattr(manifest.background, key), f"background.{key}")
@@ -262,9 +239,6 @@ def manifest_problems(manifest: Manifest, root: str | Path | None = None) -> lis
             problems += _path_problems(root, getattr(entry, key), f"objects[{index}].{key}")
     if manifest.cameras is not None:
         problems += _path_problems(root, manifest.cameras, "cameras")
-    for what, friction in [("background", manifest.background.friction)] + [(e.name, e.friction) for e in manifest.objects]:
-        if friction is not None and not (math.isfinite(friction) and friction >= 0):
-            problems.append(f"{what}: friction must be a finite number >= 0, got {friction}")
     return problems
 
 
@@ -292,108 +266,55 @@ def _raise_if_any(problems: list[str], where) -> None:
 
 
 # -------------------------------------------------------------------------------------- parsing
-def _array(value: Any, shape: tuple[int, ...], what: str, problems: list[str]) -> np.ndarray | None:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        array = None
-    if array is None or array.shape != shape:
-        problems.append(f"{what} must be {' x '.join(map(str, shape))} numbers, got {value!r:.80}")
-        return None
-    return array
+def _validated(data: Any, root: Path | None, where) -> Manifest:
+    """The typed manifest of the document ``data`` after the value schema and the file checks;
+    ``BundleError`` (prefixed by ``where``) lists every problem."""
+    _raise_if_any(document_problems(data), where)
+    manifest = _parse(data)
+    _raise_if_any(manifest_problems(manifest, root), where)
+    return manifest
 
 
-def _number(value: Any, what: str, problems: list[str]) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append(f"{what} must be a number, got {value!r:.80}")
-        return None
-    return float(value)
+def _unknown(raw: dict, known) -> dict:
+    return {key: copy.deepcopy(value) for key, value in raw.items() if key not in known}
 
 
-def _mapping(value: Any, what: str, problems: list[str]) -> dict | None:
-    if not isinstance(value, dict):
-        problems.append(f"{what} must be a JSON object, got {type(value).__name__}")
-        return None
-    return value
+def _floats(value) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
 
 
-def _parse(data: Any, problems: list[str]) -> Manifest | None:
-    """The typed manifest of ``data``, or None with ``problems`` saying why."""
-    if not isinstance(data, dict):
-        problems.append("the top level must be a JSON object")
-        return None
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        problems.append(f"missing keys {missing}")
-        return None
-    if data["schema_version"] not in SUPPORTED_SCHEMA_VERSIONS:  # later fields may mean something else
-        problems.append(f"schema_version {data['schema_version']!r} is not supported (this lyra-sim reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
-        return None
-    before = len(problems)
-    transform = _array(data["transform"], (4, 4), "transform", problems)
-    bounds = spawn = background = None
-    if (raw := _mapping(data["bounds"], "bounds", problems)) is not None:
-        low, high = _array(raw.get("min"), (3,), "bounds.min", problems), _array(raw.get("max"), (3,), "bounds.max", problems)
-        bounds = Bounds(low, high)
-    floor_height = _number(data["floor_height"], "floor_height", problems)
-    if (raw := _mapping(data["spawn_region"], "spawn_region", problems)) is not None:
-        spawn = SpawnRegion(_array(raw.get("min"), (2,), "spawn_region.min", problems),
-                            _array(raw.get("max"), (2,), "spawn_region.max", problems),
-                            _number(raw.get("z", floor_height or 0.0), "spawn_region.z", problems))
-    if (raw := _mapping(data["background"], "background", problems)) is not None:
-        friction = _number(raw["friction"], "background.friction", problems) if raw.get("friction") is not None else None
-        background = Background(**{key: raw.get(key) for key in BACKGROUND_FILES}, friction=friction,
-                                extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in (*BACKGROUND_FILES, "friction")})
-    objects = []
-    if not isinstance(data["objects"], list):
-        problems.append(f"objects must be a list, got {type(data['objects']).__name__}")
-    else:
-        for index, raw in enumerate(data["objects"]):
-            entry = _parse_object(raw, f"objects[{index}]", problems)
-            if entry is not None:
-                objects.append(entry)
-    source = None
-    if data.get("source") is not None and (raw := _mapping(data["source"], "source", problems)) is not None:
-        keys = ("path", "sha256", "format", "frame")
-        source = SourceInfo(**{key: raw.get(key) for key in keys}, extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in keys})
+def _parse(data: dict) -> Manifest:
+    """The typed manifest of a document that passed the value schema."""
+    bounds, spawn, background = data["bounds"], data["spawn_region"], data["background"]
+    source = data.get("source")
+    source_keys = ("path", "sha256", "format", "frame")
     known = {"kind", "tool_version", "source", "normalisation", "build", "preview", "cameras", *REQUIRED_KEYS}
-    if len(problems) > before:
-        return None
     return Manifest(
-        transform=transform, bounds=bounds, floor_height=floor_height, spawn_region=spawn, background=background,
-        objects=objects, kind=data.get("kind", "scene"), schema_version=data["schema_version"], units=data["units"],
-        up_axis=data["up_axis"], tool_version=data.get("tool_version"), source=source,
+        transform=_floats(data["transform"]), bounds=Bounds(_floats(bounds["min"]), _floats(bounds["max"])),
+        floor_height=float(data["floor_height"]),
+        spawn_region=SpawnRegion(_floats(spawn["min"]), _floats(spawn["max"]), float(spawn["z"])),
+        background=Background(**{key: background.get(key) for key in BACKGROUND_FILES}, friction=_optional_float(background.get("friction")),
+                              extras=_unknown(background, (*BACKGROUND_FILES, "friction"))),
+        objects=[_parse_object(raw) for raw in data["objects"]], kind=data.get("kind", "scene"),
+        schema_version=data["schema_version"], units=data["units"], up_axis=data["up_axis"], tool_version=data.get("tool_version"),
+        source=None if source is None else SourceInfo(**{key: source.get(key) for key in source_keys}, extras=_unknown(source, source_keys)),
         normalisation=copy.deepcopy(data.get("normalisation")), build=copy.deepcopy(data.get("build")),
-        preview=data.get("preview"), cameras=data.get("cameras"), extras={k: copy.deepcopy(v) for k, v in data.items() if k not in known},
+        preview=data.get("preview"), cameras=data.get("cameras"), extras=_unknown(data, known),
     )
 
 
-def _parse_object(raw: Any, what: str, problems: list[str]) -> ObjectEntry | None:
-    if _mapping(raw, what, problems) is None:
-        return None
-    missing = [key for key in ("name", *OBJECT_FILES, "mass", "initial_pose") if key not in raw]
-    if missing:
-        problems.append(f"{what} is malformed (missing {missing})")
-        return None
-    before = len(problems)
-    if not isinstance(raw["name"], str) or not raw["name"]:
-        problems.append(f"{what}.name must be a non-empty string, got {raw['name']!r}")
-    mass = _number(raw["mass"], f"{what}.mass", problems)
-    pose = _mapping(raw["initial_pose"], f"{what}.initial_pose", problems) or {}
-    position = _array(pose.get("position"), (3,), f"{what}.initial_pose.position", problems)
-    orientation = _array(pose.get("orientation_xyzw"), (4,), f"{what}.initial_pose.orientation_xyzw", problems)
-    hulls = raw.get("hulls")
-    if hulls is not None and (isinstance(hulls, bool) or not isinstance(hulls, int) or hulls < 0):
-        problems.append(f"{what}.hulls must be a whole number >= 0, got {hulls!r}")
-    size = _array(raw["size"], (3,), f"{what}.size", problems) if raw.get("size") is not None else None
-    friction = _number(raw["friction"], f"{what}.friction", problems) if raw.get("friction") is not None else None
-    if len(problems) > before:
-        return None
-    known = {"name", *OBJECT_FILES, "mass", "initial_pose", "hulls", "size", "friction"}
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _parse_object(raw: dict) -> ObjectEntry:
+    pose = raw["initial_pose"]
+    known = ("name", *OBJECT_FILES, "mass", "initial_pose", "hulls", "size", "friction")
     return ObjectEntry(
-        name=raw["name"], splat=raw["splat"], urdf=raw["urdf"], collision_mesh=raw["collision_mesh"], mass=mass,
-        initial_pose=Pose(position, orientation), hulls=hulls, size=size, friction=friction,
-        extras={k: copy.deepcopy(v) for k, v in raw.items() if k not in known},
+        name=raw["name"], splat=raw["splat"], urdf=raw["urdf"], collision_mesh=raw["collision_mesh"], mass=float(raw["mass"]),
+        initial_pose=Pose(_floats(pose["position"]), _floats(pose["orientation_xyzw"])), hulls=raw.get("hulls"),
+        size=None if raw.get("size") is None else _floats(raw["size"]), friction=_optional_float(raw.get("friction")),
+        extras=_unknown(raw, known),
     )
 
 
@@ -418,14 +339,7 @@ def read_manifest(folder: str | Path, *, check_files: bool = True) -> Manifest:
         raise BundleError(f"{path}: not valid JSON ({str(error)[:200]})") from None
     except RecursionError:
         raise BundleError(f"{path}: the JSON is nested too deeply") from None
-    # The strict value schema (issue 16: types, finiteness, ranges, unit quaternions, boxes) first.
-    problems = manifest_value_problems(data)
-    _raise_if_any(problems, path)
-    manifest = _parse(data, problems)
-    if manifest is not None:
-        problems += manifest_problems(manifest, root if check_files else None)
-    _raise_if_any(problems, path)
-    return manifest
+    return _validated(data, root if check_files else None, path)
 
 
 def write_manifest(manifest: Manifest, folder: str | Path) -> Path:

@@ -1,9 +1,11 @@
-"""The strict schema of a bundle manifest's values: :func:`manifest_value_problems` lists every
-problem of a parsed ``manifest.json`` (types, finiteness, ranges, unit quaternions, non-inverted
-boxes, vector lengths), one message each; ``load_bundle`` raises one ``BundleError`` listing them.
+"""The value schema of a SimBundle manifest: :func:`document_problems` lists every problem of a
+``manifest.json`` document (types, finiteness, ranges, unit quaternions, non-inverted boxes,
+vector lengths), one message each. It is the one place for value rules: documents read from disk
+and ``Manifest`` objects built in code (through ``Manifest.to_dict``) are both checked here; the
+files a manifest names are checked by ``lyra_sim.bundle.manifest.manifest_problems``.
 
-Files the manifest names are checked separately (``lyra_sim.sim.trust``). A bundle is untrusted
-input: nothing here assumes a value has the right type before checking it. Standard library only.
+A bundle is untrusted input: nothing here assumes a value has the right type before checking it.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 1  # what this lyra-sim writes
+SUPPORTED_SCHEMA_VERSIONS = (1,)  # what it reads
 REQUIRED_KEYS = ("schema_version", "units", "up_axis", "transform", "bounds", "floor_height", "spawn_region", "background", "objects")
-BUNDLE_KINDS = ("scene", "object")
+KINDS = ("scene", "object")  # a manifest's "kind" (no key: "scene")
 # A manifest is a few kB; larger ones (or deeper JSON) are refused before parsing further.
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_OBJECTS = 10_000
@@ -60,6 +63,11 @@ def _box(value: Any, length: int, what: str, problems: list[str]) -> None:
     high = _vector(value.get("max"), length, f"{what}.max", problems)
     if low is not None and high is not None and any(a > b for a, b in zip(low, high)):
         problems.append(f"{what} is inverted: min {low} is above max {high}")
+
+
+def _friction(value: Any, what: str, problems: list[str]) -> None:
+    if value is not None and (friction := _number(value, f"{what}.friction", problems)) is not None and friction < 0:
+        problems.append(f"{what}.friction must be >= 0, got {friction}")
 
 
 def _transform(value: Any, problems: list[str]) -> None:
@@ -114,10 +122,11 @@ def _object_problems(entry: Any, index: int, names: set, problems: list[str]) ->
         extent = _vector(size, 3, f"{where}.size", problems)
         if extent is not None and min(extent) < 0:
             problems.append(f"{where}.size must not be negative, got {extent}")
+    _friction(entry.get("friction"), where, problems)
 
 
-def manifest_value_problems(manifest: Any) -> list[str]:
-    """Every problem of a parsed manifest's values, one message each (empty: valid)."""
+def document_problems(manifest: Any) -> list[str]:
+    """Every problem of a manifest document's values, one message each (empty: valid)."""
     if not isinstance(manifest, dict):
         return [f"the top level must be a JSON object, got {type(manifest).__name__}"]
     problems: list[str] = []
@@ -129,8 +138,8 @@ def manifest_value_problems(manifest: Any) -> list[str]:
         problems.append(f"schema_version {_short(version)} is not supported (this lyra-sim reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
     if ("units" in manifest or "up_axis" in manifest) and (manifest.get("units") != "m" or manifest.get("up_axis") != "+Z"):
         problems.append(f"units must be 'm' and up_axis '+Z', got {_short(manifest.get('units'))} and {_short(manifest.get('up_axis'))}")
-    if manifest.get("kind", "scene") not in BUNDLE_KINDS:
-        problems.append(f"kind {_short(manifest.get('kind'))} is not one of {list(BUNDLE_KINDS)}")
+    if manifest.get("kind", "scene") not in KINDS:
+        problems.append(f"kind {_short(manifest.get('kind'))} is not one of {list(KINDS)}")
     if "transform" in manifest:
         _transform(manifest["transform"], problems)
     if "bounds" in manifest:
@@ -146,6 +155,14 @@ def manifest_value_problems(manifest: Any) -> list[str]:
         background = manifest["background"]
         if not isinstance(background, dict):
             problems.append(f"background must be an object naming its files, got {_short(background)}")
+        else:
+            _friction(background.get("friction"), "background", problems)
+    for key in ("source", "normalisation", "build"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            problems.append(f"{key} must be an object, got {_short(manifest[key])}")
+    for key in ("tool_version", "preview", "cameras"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            problems.append(f"{key} must be a string, got {_short(manifest[key])}")
     objects = manifest.get("objects", [])
     if not isinstance(objects, list):
         problems.append(f"objects must be a list, got {_short(objects)}")
