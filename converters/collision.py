@@ -1,10 +1,15 @@
 """Collision and visual geometry from Gaussians, through the renderer.
 
-* Scenery (:func:`scenery_meshes`): virtual cameras cover the scene (orbits at several
-  elevations, inside-out views for rooms), the renderer gives median depth, alpha and colour,
-  pixels with alpha below the threshold or far depth are masked, Open3D fuses a TSDF and the
-  extracted surface is cleaned (large components, small holes filled, nothing below the floor)
-  and decimated into a collision mesh and a vertex-coloured visual mesh.
+* Scenery (:func:`scenery_meshes`): when the scene carries its capture cameras (a reconstruction
+  does), median depth is rendered from those cameras (plus virtual views between neighbouring
+  ones, so only inside the photographed region) and fused into a TSDF with a per-pixel
+  confidence (alpha x incidence cosine; see-through pixels vote "empty"); voxels the cameras did
+  not see stay unknown and the surface stays open there (the ground slab completes the floor,
+  ``BuildConfig.ground_slab``). Without cameras, virtual cameras cover the scene (orbits at
+  several elevations, inside-out views for rooms) and Open3D fuses the masked depth. Either way
+  the extracted surface is cleaned (islands and floaters dropped, small holes filled, nothing
+  below the floor), decimated into a collision mesh and a vertex-coloured visual mesh, and its
+  pieces, boundary edges and watertightness are reported.
 * Movable objects (:func:`object_solid`): the object's Gaussians alone, rendered from above
   and around, carve a voxel box; the rest is a closed solid, meshed watertight for convex
   decomposition and inertia.
@@ -22,9 +27,10 @@ from scipy.spatial import cKDTree
 from lyra_sim.io_utils import progress_bar
 from lyra_sim.converters.config import BuildConfig
 from lyra_sim.geometry.mesh import Mesh, clip_below, crop_to_box, decimate, fill_small_holes, keep_large_components, project_to_points, smooth_taubin
-from lyra_sim.geometry.tsdf import carve_occupancy, fuse_tsdf, incidence_cosine, occupancy_to_mesh
+from lyra_sim.geometry.tsdf import carve_occupancy, fuse_tsdf, fuse_weighted_tsdf, incidence_cosine, occupancy_to_mesh
 from lyra_sim.geometry.views import inside_out_views, orbit_views
 from lyra_sim.render.camera import Camera
+from lyra_sim.scene.cameras import CaptureCameras
 from lyra_sim.scene.gaussian_scene import GaussianScene
 
 # Cameras rendered per renderer call: bounds memory ([C, H, W, ch] outputs) and feeds the progress bar.
@@ -128,36 +134,132 @@ def scenery_cameras(low: np.ndarray, high: np.ndarray, config: BuildConfig) -> C
     return cameras
 
 
+def _midpoint_views(cameras: CaptureCameras) -> CaptureCameras:
+    """One virtual camera halfway between each capture camera and its nearest neighbour (each
+    pair once): the position averaged, the rotation the nearest rotation to the mean of the two.
+    Between two photographs the view sees what they saw, so nothing is invented beyond them."""
+    positions = cameras.positions
+    distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    np.fill_diagonal(distance, np.inf)
+    pairs = sorted({tuple(sorted((i, int(j)))) for i, j in enumerate(distance.argmin(1))})
+    rotations, centres, intrinsics, sizes = [], [], [], []
+    for i, j in pairs:
+        u, _, vt = np.linalg.svd(cameras.rotations[i] + cameras.rotations[j])
+        rotation = u @ vt
+        if np.linalg.det(rotation) < 0:
+            rotation = u @ np.diag([1.0, 1.0, -1.0]) @ vt
+        rotations.append(rotation)
+        centres.append(0.5 * (positions[i] + positions[j]))
+        intrinsics.append(cameras.intrinsics[i])
+        sizes.append(cameras.sizes[i])
+    return CaptureCameras(np.array(rotations), np.array(centres), np.array(intrinsics), np.array(sizes), source="midpoint views")
+
+
+def capture_fusion_cameras(cameras: CaptureCameras, width: int, midpoints: bool = True, near: float = 0.01) -> Camera:
+    """The capture cameras (and, with ``midpoints``, one virtual view between each and its nearest
+    neighbour) as one render ``Camera`` batch ``width`` pixels wide; cameras of another aspect
+    are cropped or padded to the most common one (the principal point keeps its place)."""
+    if midpoints and len(cameras) > 1:
+        virtual = _midpoint_views(cameras)
+        cameras = CaptureCameras(
+            np.concatenate([cameras.rotations, virtual.rotations]), np.concatenate([cameras.positions, virtual.positions]),
+            np.concatenate([cameras.intrinsics, virtual.intrinsics]), np.concatenate([cameras.sizes, virtual.sizes]),
+        )
+    factors = width / cameras.sizes[:, 0]
+    heights = np.maximum(1, np.round(cameras.sizes[:, 1] * factors)).astype(np.int64)
+    values, counts = np.unique(heights, return_counts=True)
+    height = int(values[np.argmax(counts)])
+    Ks = cameras.intrinsics.copy()
+    Ks[:, :2] *= factors[:, None, None]
+    Ks[:, 1, 2] += 0.5 * (height - heights)
+    spread = max(float(np.ptp(cameras.positions, axis=0).max()), 1e-3)
+    return Camera(Ks, cameras.viewmats, int(width), height, near=near, far=100.0 * spread)
+
+
+def _fuse_from_capture(scene: GaussianScene, config: BuildConfig, low: np.ndarray, high: np.ndarray, voxel: float, progress: bool) -> tuple[Mesh, dict]:
+    """Median depth from the capture cameras, fused with per-pixel confidence (module docstring)."""
+    cameras = capture_fusion_cameras(scene.metadata.cameras, config.image_size, config.capture_midpoint_views)
+    views = render_views(scene, cameras, config, with_colors=False, max_depth=cameras.far, progress=progress,
+                         description="render capture views", max_incidence_deg=config.max_incidence_deg)
+    cosine = incidence_cosine(views.depth, views.Ks)
+    confidence = np.where(views.depth > 0, views.alpha * cosine, 0.0)
+    free = np.where(views.alpha < config.alpha_threshold, config.fusion_free_space_weight * (1.0 - views.alpha), 0.0)
+    volume = float(np.prod(high - low))
+    if volume / voxel**3 > config.max_fusion_voxels:
+        voxel = float(np.cbrt(volume / config.max_fusion_voxels))
+    mesh, grid = fuse_weighted_tsdf(views.depth, confidence, views.Ks, views.viewmats, low, high, voxel,
+                                    free=free, min_weight=config.fusion_min_weight)
+    if not mesh.is_empty():  # the visual mesh's colours: the nearest opaque Gaussian's
+        opaque = scene.opacities().detach().cpu().numpy() >= config.alpha_threshold
+        if opaque.any():
+            means = scene.means.detach().cpu().numpy()[opaque]
+            nearest = cKDTree(means).query(mesh.vertices, workers=-1)[1]
+            mesh.colors = np.clip(scene.colors().detach().cpu().numpy()[opaque][nearest], 0.0, 1.0)
+    info = {"fusion": "capture cameras", "views": len(cameras), "capture_views": len(scene.metadata.cameras),
+            "image_size": [cameras.width, cameras.height], "voxel_size": voxel, **grid,
+            "observed_pixel_fraction": float(np.mean(views.depth > 0))}
+    return mesh, info
+
+
+def uses_capture_cameras(scene: GaussianScene, config: BuildConfig) -> bool:
+    """Whether :func:`scenery_meshes` fuses from the capture cameras (``config.fusion_cameras``)."""
+    has_cameras = scene.metadata.cameras is not None and config.use_cameras
+    if config.fusion_cameras == "capture" and not has_cameras:
+        raise ValueError("fusion_cameras='capture' needs a scene with capture cameras (metadata.cameras)")
+    return config.fusion_cameras == "capture" or (config.fusion_cameras == "auto" and has_cameras)
+
+
+def mesh_report(mesh: Mesh) -> dict:
+    """Pieces (connected components), boundary edges and watertightness of a triangle mesh."""
+    if mesh.is_empty():
+        return {"faces": 0, "pieces": 0, "boundary_edges": 0, "watertight": False}
+    clusters = np.asarray(mesh.to_open3d().cluster_connected_triangles()[0])
+    edges = np.sort(mesh.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, uses = np.unique(edges, axis=0, return_counts=True)
+    boundary = int((uses == 1).sum())
+    return {"faces": len(mesh), "pieces": int(clusters.max()) + 1, "boundary_edges": boundary,
+            "watertight": bool(boundary == 0 and (uses == 2).all())}
+
+
 def scenery_meshes(
     scene: GaussianScene,
     config: BuildConfig = BuildConfig(),
     floor_z: float = 0.0,
     progress: bool = False,
 ) -> SceneryMeshes:
-    """Collision and visual meshes of a (normalised, +Z up) scene by depth rendering and TSDF fusion."""
+    """Collision and visual meshes of a (normalised, +Z up) scene by depth rendering and TSDF fusion
+    (from the capture cameras when the scene has them; see the module docstring)."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     means = scene.means.detach().cpu().numpy().astype(np.float64)
     low, high = means.min(0), means.max(0)
     low[2] = min(low[2], floor_z)
     voxel = automatic_voxel_size(low, high, config)
-    cameras = scenery_cameras(low, high, config)
-    views = render_views(
-        scene, cameras, config, with_colors=True, max_depth=cameras.far, progress=progress,
-        description="render scenery", max_incidence_deg=config.max_incidence_deg,
-    )
-    timings["render_s"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    fused = fuse_tsdf(views.depth, views.Ks, views.viewmats, voxel, colors=views.colors, depth_max=cameras.far, progress=progress)
-    timings["fuse_s"] = time.perf_counter() - clock
+    if uses_capture_cameras(scene, config):
+        margin = 4 * voxel
+        fused, fusion_info = _fuse_from_capture(scene, config, low - margin, high + margin, voxel, progress)
+        voxel = fusion_info["voxel_size"]
+        timings["render_fuse_s"] = time.perf_counter() - clock
+    else:
+        cameras = scenery_cameras(low, high, config)
+        views = render_views(
+            scene, cameras, config, with_colors=True, max_depth=cameras.far, progress=progress,
+            description="render scenery", max_incidence_deg=config.max_incidence_deg,
+        )
+        timings["render_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        fused = fuse_tsdf(views.depth, views.Ks, views.viewmats, voxel, colors=views.colors, depth_max=cameras.far, progress=progress)
+        timings["fuse_s"] = time.perf_counter() - clock
+        fusion_info = {"fusion": "virtual views", "views": len(cameras), "image_size": config.image_size, "voxel_size": voxel,
+                       "observed_pixel_fraction": float(np.mean(views.depth > 0))}
 
     clock = time.perf_counter()
     raw_faces = len(fused)
     margin = 10 * voxel
     fused = crop_to_box(fused, low - margin, high + margin)
     timings["stray_faces_removed"] = raw_faces - len(fused)
-    surface = keep_large_components(fused, config.min_component_fraction)
+    pieces_fused = mesh_report(fused)["pieces"]
+    surface = keep_large_components(fused, config.min_component_fraction, config.min_component_faces)
     surface = fill_small_holes(surface, config.hole_size)
     # Decimate first: the projection below then moves fewer vertices, and quadric decimation
     # keeps flat regions coarse, where the projection has nothing to correct anyway.
@@ -182,13 +284,12 @@ def scenery_meshes(
     collision = Mesh(collision.vertices, collision.faces)  # physics needs no colours
     timings["cleanup_s"] = time.perf_counter() - clock
     info = {
-        "views": len(cameras),
-        "image_size": config.image_size,
-        "voxel_size": voxel,
+        **fusion_info,
         "fused_faces": raw_faces,
+        "fused_pieces": pieces_fused,
         "collision_faces": len(collision),
         "visual_faces": len(visual),
-        "observed_pixel_fraction": float(np.mean(views.depth > 0)),
+        "collision_mesh": mesh_report(collision),
         **timings,
     }
     return SceneryMeshes(collision=collision, visual=visual, info=info)

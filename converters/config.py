@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from lyra_sim.options import setting
-from lyra_sim.typed import BundleKind, ConvexMethod, FusionDepth, RenderBackend, UpAxis, check_choice
+from lyra_sim.typed import BundleKind, ConvexMethod, FusionCameras, FusionDepth, RenderBackend, UpAxis, check_choice
 
 
 # Virtual depth images are rendered by the dozen and fused into a TSDF: 4096 px a side is already
@@ -71,6 +71,16 @@ class BuildConfig:
             (cells of ``cluster_cell_fraction`` of the extent) are floaters.
 
     Collision and visual meshes (scenery):
+        fusion_cameras: which cameras' depth is fused: "capture" (the scene's capture cameras,
+            with per-pixel confidence; unseen space stays open), "virtual" (orbits around the
+            scene, inside-out views for rooms), "auto" = capture when the scene carries them.
+        capture_midpoint_views: with capture cameras, add a virtual view halfway between each
+            camera and its nearest neighbour (inside the photographed region only).
+        fusion_free_space_weight: with capture cameras, the weight of a see-through pixel's
+            "empty" vote (times 1 - alpha), which removes floaters the other views saw through.
+        fusion_min_weight: with capture cameras, voxels with less total confidence stay unknown
+            (about one head-on opaque view).
+        max_fusion_voxels: with capture cameras, the voxel grid is coarsened to stay below this.
         voxel_size: TSDF voxel (m); None = robust extent / ``voxels_across`` within [5 mm, 5 cm].
         image_size: width = height of the virtual depth images (at most ``MAX_IMAGE_SIZE``, 4096).
         views_per_ring, orbit_elevations_deg: the orbit cameras.
@@ -88,8 +98,11 @@ class BuildConfig:
         refine_radius_voxels, refine_max_shift_voxels: neighbourhood radius and largest move
             per step, in voxels.
         hole_size: boundary loops smaller than this are closed.
-        min_component_fraction: mesh components smaller than this fraction of the largest are dropped.
-        collision_face_budget, visual_face_budget: decimation targets.
+        min_component_fraction, min_component_faces: mesh pieces smaller than this fraction of
+            the largest and than this many faces are dropped (islands, floaters).
+        collision_face_budget, visual_face_budget: decimation targets. The collision budget keeps a
+            PyBullet step with a few objects in contact under 1 ms (benchmarks/collision_budget.py:
+            6 bodies resting on a static trimesh, 0.52 ms at 60k faces, 0.83 at 100k, 1.7 at 200k).
         ground_slab: add a box under the floor, beyond the reconstructed area, so the floor is
             solid everywhere; ``slab_margin`` beyond the bounds, ``slab_thickness`` deep.
 
@@ -146,6 +159,11 @@ class BuildConfig:
     min_cluster_fraction: float = 0.002
     cluster_cell_fraction: float = 0.02
 
+    fusion_cameras: FusionCameras = setting("auto", help="cameras whose depth is fused into the scenery mesh (auto: the capture cameras when the scene has them)", cli=True)
+    capture_midpoint_views: bool = True
+    fusion_free_space_weight: float = 0.5
+    fusion_min_weight: float = 1.0
+    max_fusion_voxels: int = 40_000_000
     voxel_size: float | None = setting(None, help="TSDF voxel in metres (default: scene extent / 400, within 5 mm - 5 cm)", cli=True)
     voxels_across: int = 400
     image_size: int = setting(192, help="width and height of the virtual depth images (at most 4096)", cli=True)
@@ -162,7 +180,8 @@ class BuildConfig:
     refine_max_shift_voxels: float = 4.0
     hole_size: float = 0.05
     min_component_fraction: float = 0.02
-    collision_face_budget: int = 200_000
+    min_component_faces: int = 50
+    collision_face_budget: int = 60_000
     visual_face_budget: int = 400_000
     ground_slab: bool = setting(True, help="add a solid slab under the floor beyond the reconstruction", cli=True)
     slab_margin: float = 2.0
@@ -190,6 +209,7 @@ class BuildConfig:
         if not 50.0 <= self.top_percentile <= 100.0:
             raise ValueError(f"top_percentile must be in [50, 100], got {self.top_percentile}")
         check_choice(self.depth_mode, FusionDepth, "depth_mode")
+        check_choice(self.fusion_cameras, FusionCameras, "fusion_cameras")
         check_choice(self.convex_method, ConvexMethod, "convex_method")
         check_choice(self.render_backend, RenderBackend, "render_backend")
         for name in ("scale", "known_height", "voxel_size"):

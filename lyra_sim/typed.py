@@ -30,6 +30,7 @@ DecoderPreset = Literal["tiny", "base"]
 DistillTarget = Literal["rendered", "decoded"]
 UpAxis = Literal["auto", "+X", "-X", "+Y", "-Y", "+Z", "-Z"]
 FusionDepth = Literal["median_depth", "depth"]
+FusionCameras = Literal["auto", "capture", "virtual"]  # scenery meshing: the capture cameras or virtual orbits
 BundleKind = Literal["auto", "scene", "object"]  # build: decide from the evidence, or force one
 ExportFormat = Literal["urdf", "mjcf", "usd"]  # lyra-sim export --format
 TrackEnd = Literal["loop", "stop"]  # a dynamic bundle's moving cluster after its last stored step

@@ -204,3 +204,147 @@ def occupancy_to_mesh(
     values = np.stack([np.clip(signed / truncation, -1, 1).ravel(order="C"), np.ones(cube.size)], axis=1)
     volume.inject_volume_tsdf(o3d.utility.Vector2dVector(values))
     return Mesh.from_open3d(volume.extract_triangle_mesh())
+
+
+# ----------------------------------------------------------------------------- weighted fusion
+def _integrate_kernel():
+    """The numba kernel of :func:`fuse_weighted_tsdf`, compiled on first use (cache=True)."""
+    global _INTEGRATE
+    if _INTEGRATE is not None:
+        return _INTEGRATE
+    import numba
+
+    @numba.njit(parallel=True, cache=True, fastmath=True)
+    def integrate(depth, confidence, free, Ks, viewmats, low, voxel, truncation, tsdf, weight):  # pragma: no cover - numba
+        count, height, width = depth.shape
+        size_x, size_y, size_z = tsdf.shape
+        for ix in numba.prange(size_x):
+            px = low[0] + (ix + 0.5) * voxel
+            for iy in range(size_y):
+                py = low[1] + (iy + 0.5) * voxel
+                for iz in range(size_z):
+                    pz = low[2] + (iz + 0.5) * voxel
+                    total = 0.0
+                    weights = 0.0
+                    for c in range(count):
+                        m = viewmats[c]
+                        z = m[2, 0] * px + m[2, 1] * py + m[2, 2] * pz + m[2, 3]
+                        if z <= 1e-6:
+                            continue
+                        x = m[0, 0] * px + m[0, 1] * py + m[0, 2] * pz + m[0, 3]
+                        y = m[1, 0] * px + m[1, 1] * py + m[1, 2] * pz + m[1, 3]
+                        u = Ks[c, 0, 0] * x / z + Ks[c, 0, 2]
+                        v = Ks[c, 1, 1] * y / z + Ks[c, 1, 2]
+                        if u < 0.0 or v < 0.0 or u >= width or v >= height:
+                            continue
+                        col, row = int(u), int(v)
+                        measured = depth[c, row, col]
+                        # Bilinear between the four nearest pixel centres when all four measured a
+                        # surface within a truncation of each other (a pixel is ~1 cm at tabletop
+                        # scale: nearest-pixel depth would be a staircase on slanted surfaces).
+                        fu, fv = u - 0.5, v - 0.5
+                        c0, r0 = int(np.floor(fu)), int(np.floor(fv))
+                        if measured > 0.0 and c0 >= 0 and r0 >= 0 and c0 + 1 < width and r0 + 1 < height:
+                            d00, d01 = depth[c, r0, c0], depth[c, r0, c0 + 1]
+                            d10, d11 = depth[c, r0 + 1, c0], depth[c, r0 + 1, c0 + 1]
+                            smallest = min(min(d00, d01), min(d10, d11))
+                            largest = max(max(d00, d01), max(d10, d11))
+                            if smallest > 0.0 and largest - smallest < truncation:
+                                au, av = fu - c0, fv - r0
+                                measured = (1 - av) * ((1 - au) * d00 + au * d01) + av * ((1 - au) * d10 + au * d11)
+                        if measured > 0.0:
+                            distance = measured - z
+                            if distance < -truncation:
+                                continue  # behind the observed surface: occluded, no evidence
+                            w = confidence[c, row, col]
+                            total += w * min(1.0, distance / truncation)
+                            weights += w
+                        else:
+                            w = free[c, row, col]
+                            total += w
+                            weights += w
+                    weight[ix, iy, iz] = weights
+                    tsdf[ix, iy, iz] = total / weights if weights > 0.0 else 1.0
+
+    _INTEGRATE = integrate
+    return integrate
+
+
+_INTEGRATE = None
+# Marching cubes runs on cubes of at most this many voxels a side (Open3D's uniform volume is a cube).
+_EXTRACT_CHUNK = 160
+
+
+def fuse_weighted_tsdf(
+    depth: np.ndarray,  # [C, H, W] camera z (m), 0 = no surface measured
+    confidence: np.ndarray,  # [C, H, W] weight of each measured depth (e.g. alpha x incidence cosine)
+    Ks: np.ndarray,  # [C, 3, 3]
+    viewmats: np.ndarray,  # [C, 4, 4] world-to-camera
+    low: np.ndarray,  # [3] corner of the fused box
+    high: np.ndarray,  # [3]
+    voxel_size: float,
+    truncation: float | None = None,
+    free: np.ndarray | None = None,  # [C, H, W] weight of "seen through, empty" where depth is 0
+    min_weight: float = 1.0,
+) -> tuple[Mesh, dict]:
+    """A TSDF over the box [low, high] with per-pixel confidence weights, and its zero level set.
+
+    Each voxel averages, over the views it projects into, ``min(1, (depth - z) / truncation)``
+    weighted by the pixel's ``confidence`` (views where it lies more than ``truncation`` behind
+    the surface give no evidence), and +1 weighted by ``free`` where the pixel saw through (no
+    surface: the space is empty, which removes floaters other views saw). Voxels whose total
+    weight is below ``min_weight`` stay unknown and no surface is extracted there: what the
+    cameras did not see stays open instead of being invented. Marching cubes is Open3D's, run on
+    cubes of the grid that share one voxel layer, the seams merged.
+
+    Returns (mesh, info: grid shape, voxels observed).
+    """
+    import open3d as o3d
+
+    depth, Ks, viewmats = _check_views(depth, Ks, viewmats)
+    confidence = np.ascontiguousarray(np.asarray(confidence, dtype=np.float32).reshape(depth.shape))
+    free = np.zeros_like(depth) if free is None else np.ascontiguousarray(np.asarray(free, dtype=np.float32).reshape(depth.shape))
+    if voxel_size <= 0:
+        raise ValueError(f"voxel_size must be > 0, got {voxel_size}")
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if low.shape != (3,) or high.shape != (3,) or np.any(high <= low):
+        raise ValueError(f"need low [3] < high [3], got {low.tolist()} and {high.tolist()}")
+    truncation = 4.0 * voxel_size if truncation is None else float(truncation)
+    shape = tuple(int(n) for n in np.maximum(np.ceil((high - low) / voxel_size), 2))
+    tsdf = np.ones(shape, dtype=np.float32)
+    weight = np.zeros(shape, dtype=np.float32)
+    _integrate_kernel()(np.ascontiguousarray(depth), confidence, free, Ks, viewmats, low, float(voxel_size), truncation, tsdf, weight)
+    weight[weight < min_weight] = 0.0
+    info = {"grid": list(shape), "voxels": int(np.prod(shape)), "observed_voxels": int((weight > 0).sum())}
+    pieces = []
+    step = _EXTRACT_CHUNK - 1
+    for x0 in range(0, shape[0] - 1, step):
+        for y0 in range(0, shape[1] - 1, step):
+            for z0 in range(0, shape[2] - 1, step):
+                block = (slice(x0, x0 + _EXTRACT_CHUNK), slice(y0, y0 + _EXTRACT_CHUNK), slice(z0, z0 + _EXTRACT_CHUNK))
+                block_weight = weight[block]
+                if not block_weight.any():
+                    continue
+                resolution = max(block_weight.shape)
+                cube_tsdf = np.ones((resolution,) * 3, dtype=np.float64)
+                cube_weight = np.zeros((resolution,) * 3, dtype=np.float64)
+                sx, sy, sz = block_weight.shape
+                cube_tsdf[:sx, :sy, :sz] = tsdf[block]
+                cube_weight[:sx, :sy, :sz] = block_weight
+                volume = o3d.pipelines.integration.UniformTSDFVolume(
+                    length=resolution * voxel_size, resolution=resolution, sdf_trunc=truncation,
+                    color_type=o3d.pipelines.integration.TSDFVolumeColorType.NoColor,
+                    origin=(low + voxel_size * np.array([x0, y0, z0])).reshape(3, 1),
+                )
+                # Open3D's voxel index is z + y*R + x*R*R: C order of an [x, y, z] array.
+                volume.inject_volume_tsdf(o3d.utility.Vector2dVector(np.stack([cube_tsdf.ravel(), cube_weight.ravel()], axis=1)))
+                piece = Mesh.from_open3d(volume.extract_triangle_mesh())
+                if not piece.is_empty():
+                    pieces.append(Mesh(piece.vertices, piece.faces))
+    mesh = Mesh.concatenate(pieces)
+    if len(pieces) > 1:
+        merged = mesh.to_open3d().merge_close_vertices(1e-4 * voxel_size)
+        merged.remove_duplicated_triangles()
+        merged.remove_unreferenced_vertices()
+        mesh = Mesh(np.asarray(merged.vertices), np.asarray(merged.triangles))
+    return mesh, info
